@@ -1,0 +1,377 @@
+//! Options from flags, environment variables and a TOML file, resolved and validated once at
+//! start. Precedence: flag > env var > config file > default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Deserialize;
+
+/// Every option the collector takes. Each is also an env var (`COLLECTOR_...`) and a key in
+/// the TOML file given by `--config` (the same name with underscores: `data_dir = "..."`).
+#[derive(Parser, Deserialize, Debug, Default, Clone)]
+#[command(
+    name = "collector",
+    version,
+    about = "Segment-compatible clickstream collector: durable spool, Event Hubs Capture files, Event Hubs relay"
+)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// TOML config file; flags and env vars override its keys.
+    #[arg(long, env = "COLLECTOR_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080]
+    #[arg(long, env = "COLLECTOR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the spool, capture files and dead letters [default: ./data]
+    #[arg(long, env = "COLLECTOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Sinks that drain the spool, comma-separated: capture, stdout [default: capture]
+    #[arg(long, env = "COLLECTOR_SINK", value_delimiter = ',')]
+    pub sink: Option<Vec<SinkKind>>,
+
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "COLLECTOR_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Largest accepted request body, after gzip decompression, in bytes [default: 512000]
+    #[arg(long, env = "COLLECTOR_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Largest single event, in bytes; bigger events are dead-lettered [default: 32768]
+    #[arg(long, env = "COLLECTOR_MAX_EVENT_BYTES")]
+    pub max_event_bytes: Option<usize>,
+
+    /// Take the client IP from X-Forwarded-For (only behind a proxy you control) [default: false]
+    #[arg(long, env = "COLLECTOR_TRUST_PROXY", num_args = 0..=1, default_missing_value = "true")]
+    pub trust_proxy: Option<bool>,
+
+    /// What to store of the client IP: anonymize (IPv4 /24, IPv6 /48), keep, or drop [default: anonymize]
+    #[arg(long, env = "COLLECTOR_IP")]
+    pub ip: Option<IpMode>,
+
+    /// Disk budget of the spool in bytes; when full, ingest answers 503 [default: 1073741824]
+    #[arg(long, env = "COLLECTOR_SPOOL_MAX_BYTES")]
+    pub spool_max_bytes: Option<u64>,
+
+    /// Size at which the spool starts a new segment file, in bytes [default: 16777216]
+    #[arg(long, env = "COLLECTOR_SPOOL_SEGMENT_BYTES")]
+    pub spool_segment_bytes: Option<u64>,
+
+    /// Event Hubs namespace name used in capture paths [default: local]
+    #[arg(long, env = "COLLECTOR_CAPTURE_NAMESPACE")]
+    pub capture_namespace: Option<String>,
+
+    /// Event hub name used in capture paths [default: clickstream]
+    #[arg(long, env = "COLLECTOR_CAPTURE_EVENTHUB")]
+    pub capture_eventhub: Option<String>,
+
+    /// Roll capture files after this many seconds [default: 300]
+    #[arg(long, env = "COLLECTOR_CAPTURE_ROLL_SECS")]
+    pub capture_roll_secs: Option<u64>,
+
+    /// Roll capture files at this size in bytes [default: 314572800]
+    #[arg(long, env = "COLLECTOR_CAPTURE_ROLL_BYTES")]
+    pub capture_roll_bytes: Option<u64>,
+
+    /// Avro codec of capture files: deflate or null [default: deflate]
+    #[arg(long, env = "COLLECTOR_CAPTURE_CODEC")]
+    pub capture_codec: Option<CaptureCodec>,
+
+    /// Serve the built tracker (tracker/pkg) first-party from this directory
+    #[arg(long, env = "COLLECTOR_TRACKER_DIR")]
+    pub tracker_dir: Option<PathBuf>,
+
+    /// URL path prefix for the tracker files [default: /lib]
+    #[arg(long, env = "COLLECTOR_TRACKER_PREFIX")]
+    pub tracker_prefix: Option<String>,
+
+    /// Serve a static site (the demo) from this directory at /
+    #[arg(long, env = "COLLECTOR_SITE_DIR")]
+    pub site_dir: Option<PathBuf>,
+
+    /// Seconds to wait on shutdown for requests and sinks to finish [default: 10]
+    #[arg(long, env = "COLLECTOR_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+}
+
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    Capture,
+    Stdout,
+}
+
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IpMode {
+    #[default]
+    Anonymize,
+    Keep,
+    Drop,
+}
+
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureCodec {
+    #[default]
+    Deflate,
+    Null,
+}
+
+/// The resolved configuration the collector runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub sinks: Vec<SinkKind>,
+    pub log_format: LogFormat,
+    pub ingest: IngestConfig,
+    pub spool: SpoolConfig,
+    pub capture: CaptureConfig,
+    pub tracker_dir: Option<PathBuf>,
+    pub tracker_prefix: String,
+    pub site_dir: Option<PathBuf>,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub max_body_bytes: usize,
+    pub max_event_bytes: usize,
+    pub trust_proxy: bool,
+    pub ip: IpMode,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 512_000,
+            max_event_bytes: 32 * 1024,
+            trust_proxy: false,
+            ip: IpMode::Anonymize,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub dir: PathBuf,
+    pub namespace: String,
+    pub eventhub: String,
+    pub roll_after: Duration,
+    pub roll_bytes: u64,
+    pub codec: CaptureCodec,
+}
+
+impl Options {
+    /// Fill every option this one leaves unset from `other`.
+    fn or(self, o: Options) -> Options {
+        Options {
+            config: self.config.or(o.config),
+            listen: self.listen.or(o.listen),
+            data_dir: self.data_dir.or(o.data_dir),
+            sink: self.sink.or(o.sink),
+            log_format: self.log_format.or(o.log_format),
+            max_body_bytes: self.max_body_bytes.or(o.max_body_bytes),
+            max_event_bytes: self.max_event_bytes.or(o.max_event_bytes),
+            trust_proxy: self.trust_proxy.or(o.trust_proxy),
+            ip: self.ip.or(o.ip),
+            spool_max_bytes: self.spool_max_bytes.or(o.spool_max_bytes),
+            spool_segment_bytes: self.spool_segment_bytes.or(o.spool_segment_bytes),
+            capture_namespace: self.capture_namespace.or(o.capture_namespace),
+            capture_eventhub: self.capture_eventhub.or(o.capture_eventhub),
+            capture_roll_secs: self.capture_roll_secs.or(o.capture_roll_secs),
+            capture_roll_bytes: self.capture_roll_bytes.or(o.capture_roll_bytes),
+            capture_codec: self.capture_codec.or(o.capture_codec),
+            tracker_dir: self.tracker_dir.or(o.tracker_dir),
+            tracker_prefix: self.tracker_prefix.or(o.tracker_prefix),
+            site_dir: self.site_dir.or(o.site_dir),
+            shutdown_timeout_secs: self.shutdown_timeout_secs.or(o.shutdown_timeout_secs),
+        }
+    }
+
+    /// Merge in the config file (if any), apply defaults and validate.
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let opts = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let file: Options = toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?;
+                self.or(file)
+            }
+            None => self,
+        };
+        let data_dir = opts.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let mut sinks = opts.sink.unwrap_or_else(|| vec![SinkKind::Capture]);
+        sinks.dedup();
+        if sinks.is_empty() {
+            bail!("--sink needs at least one sink");
+        }
+        let defaults = IngestConfig::default();
+        let ingest = IngestConfig {
+            max_body_bytes: opts.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            max_event_bytes: opts.max_event_bytes.unwrap_or(defaults.max_event_bytes),
+            trust_proxy: opts.trust_proxy.unwrap_or(false),
+            ip: opts.ip.unwrap_or_default(),
+        };
+        if ingest.max_event_bytes > ingest.max_body_bytes {
+            bail!(
+                "--max-event-bytes ({}) is larger than --max-body-bytes ({})",
+                ingest.max_event_bytes,
+                ingest.max_body_bytes
+            );
+        }
+        let spool = SpoolConfig {
+            dir: data_dir.join("spool"),
+            max_bytes: opts.spool_max_bytes.unwrap_or(1 << 30),
+            segment_bytes: opts.spool_segment_bytes.unwrap_or(16 << 20),
+        };
+        if spool.segment_bytes == 0 || spool.max_bytes < spool.segment_bytes {
+            bail!(
+                "--spool-max-bytes ({}) must be at least --spool-segment-bytes ({})",
+                spool.max_bytes,
+                spool.segment_bytes
+            );
+        }
+        let capture = CaptureConfig {
+            dir: data_dir.join("capture"),
+            namespace: path_segment(
+                "capture-namespace",
+                opts.capture_namespace.unwrap_or_else(|| "local".into()),
+            )?,
+            eventhub: path_segment(
+                "capture-eventhub",
+                opts.capture_eventhub
+                    .unwrap_or_else(|| "clickstream".into()),
+            )?,
+            roll_after: Duration::from_secs(opts.capture_roll_secs.unwrap_or(300).max(1)),
+            roll_bytes: opts.capture_roll_bytes.unwrap_or(300 << 20).max(1),
+            codec: opts.capture_codec.unwrap_or_default(),
+        };
+        let mut tracker_prefix = opts.tracker_prefix.unwrap_or_else(|| "/lib".into());
+        if !tracker_prefix.starts_with('/') {
+            tracker_prefix.insert(0, '/');
+        }
+        while tracker_prefix.len() > 1 && tracker_prefix.ends_with('/') {
+            tracker_prefix.pop();
+        }
+        if tracker_prefix == "/" || tracker_prefix.starts_with("/v1") {
+            bail!("--tracker-prefix {tracker_prefix:?} would hide the API; pick a path like /lib");
+        }
+        Ok(Config {
+            listen: opts
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            sinks,
+            log_format: opts.log_format.unwrap_or_default(),
+            ingest,
+            spool,
+            capture,
+            tracker_dir: opts.tracker_dir,
+            tracker_prefix,
+            site_dir: opts.site_dir,
+            shutdown_timeout: Duration::from_secs(opts.shutdown_timeout_secs.unwrap_or(10)),
+        })
+    }
+}
+
+fn path_segment(name: &str, value: String) -> anyhow::Result<String> {
+    if value.is_empty() || value.contains(['/', '\\']) || value == "." || value == ".." {
+        bail!("--{name} {value:?} must be a plain name (it becomes a directory)");
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Options::default().resolve().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.sinks, vec![SinkKind::Capture]);
+        assert_eq!(c.capture.roll_after, Duration::from_secs(300));
+        assert_eq!(c.ingest.max_body_bytes, 512_000);
+        assert_eq!(c.tracker_prefix, "/lib");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\ndata_dir = \"/x\"\nsink = [\"stdout\", \"capture\"]\nip = \"drop\"\n").unwrap();
+        let opts = Options::try_parse_from([
+            "collector",
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            "/y",
+        ])
+        .unwrap();
+        let c = opts.resolve().unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.data_dir, PathBuf::from("/y"));
+        assert_eq!(c.sinks, vec![SinkKind::Stdout, SinkKind::Capture]);
+        assert_eq!(c.ingest.ip, IpMode::Drop);
+    }
+
+    #[test]
+    fn bad_file_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Options {
+            config: Some(file),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    #[test]
+    fn sink_list_from_flag() {
+        let opts = Options::try_parse_from(["collector", "--sink", "capture,stdout"]).unwrap();
+        assert_eq!(
+            opts.sink.unwrap(),
+            vec![SinkKind::Capture, SinkKind::Stdout]
+        );
+    }
+
+    #[test]
+    fn rejects_prefix_that_hides_api() {
+        let err = Options {
+            tracker_prefix: Some("/v1/x".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("tracker-prefix"));
+    }
+}

@@ -1,0 +1,268 @@
+//! Ingest: request → decode → message → validate → enrich → spool.
+//!
+//! Whole-request problems (not JSON, wrong shape, too large) fail the request with an
+//! [`ApiError`]. Per-event problems do not: the event is dead-lettered with its reason and
+//! reported by index, and the rest of the batch is stored. The call returns only after the
+//! accepted events are fsync'd in the spool.
+
+pub mod decode;
+pub mod enrich;
+pub mod ip;
+pub mod message;
+pub mod useragent;
+pub mod validate;
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use bytes::Bytes;
+use hyper::header::{HeaderMap, AUTHORIZATION, USER_AGENT};
+use hyper::StatusCode;
+use serde_json::value::RawValue;
+
+use crate::config::IngestConfig;
+use crate::deadletter::{DeadLetter, DeadLetters};
+use crate::spool::{AppendError, Spool};
+use enrich::RequestInfo;
+use message::MessageType;
+
+/// A whole-request failure: an HTTP status and a message naming the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds for a Retry-After header.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Which API endpoint a request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v1/batch`
+    Batch,
+    /// `/v1/track`, `/v1/page`, ... and the pixel.
+    Single(MessageType),
+}
+
+/// The result of an accepted request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: usize,
+    /// (index in the batch, reason)
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// Everything ingest needs, shared by all requests.
+pub struct Ingest {
+    pub cfg: IngestConfig,
+    pub spool: Spool,
+    pub dead_letters: DeadLetters,
+}
+
+/// The write key from HTTP Basic auth: Segment puts it in the username.
+pub fn basic_auth_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+const PAD_ANY: base64::engine::GeneralPurposeConfig = base64::engine::GeneralPurposeConfig::new()
+    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+const B64_STANDARD: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, PAD_ANY);
+const B64_URL: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, PAD_ANY);
+
+/// The JSON message of a pixel request: `?data=<base64 JSON>` (standard or URL-safe alphabet).
+pub fn pixel_data(query: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    let data = query
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(k, _)| k == "data")
+        .map(|(_, v)| v.replace(' ', "+"))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "pixel needs a `data` query parameter holding base64 JSON",
+            )
+        })?;
+    let data = data.trim();
+    B64_STANDARD
+        .decode(data)
+        .or_else(|_| B64_URL.decode(data))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("pixel `data` is not valid base64: {e}"),
+            )
+        })
+}
+
+impl Ingest {
+    /// Decode, validate, enrich and durably store one request's events.
+    pub async fn process(
+        &self,
+        body: &[u8],
+        endpoint: Endpoint,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Outcome, ApiError> {
+        let env = match endpoint {
+            Endpoint::Batch => message::parse_batch(body)?,
+            Endpoint::Single(_) => message::parse_single(body)?,
+        };
+        let sent_at = match &env.sent_at {
+            None => None,
+            Some(serde_json::Value::String(s)) => {
+                Some(validate::parse_timestamp(s).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("`sentAt` is not an ISO-8601 date-time: {s:?}"),
+                    )
+                })?)
+            }
+            Some(other) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("`sentAt` is not an ISO-8601 date-time: {other}"),
+                ))
+            }
+        };
+        let write_key = basic_auth_user(headers).or(env.write_key.clone());
+        let info = RequestInfo {
+            received_at: chrono::Utc::now(),
+            client_ip: Some(ip::client_ip(peer, headers, self.cfg.trust_proxy)),
+            ip_mode: self.cfg.ip,
+            user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
+            write_key: write_key.as_deref(),
+            sent_at,
+            context: env.context.as_ref(),
+            integrations: env.integrations.as_ref(),
+        };
+        let route = match endpoint {
+            Endpoint::Batch => None,
+            Endpoint::Single(t) => Some(t),
+        };
+        let mut payloads = Vec::with_capacity(env.events.len());
+        let mut outcome = Outcome::default();
+        let mut dead = Vec::new();
+        for (index, raw) in env.events.iter().enumerate() {
+            match self.prepare(raw, route, &info) {
+                Ok(p) => payloads.push(p),
+                Err(reason) => {
+                    dead.push(DeadLetter {
+                        stage: "validate",
+                        reason: reason.clone(),
+                        event: (*raw).to_owned(),
+                    });
+                    outcome.rejected.push((index, reason));
+                }
+            }
+        }
+        self.dead_letters.write(dead).await;
+        outcome.accepted = payloads.len();
+        let bytes: usize = payloads.iter().map(Bytes::len).sum();
+        self.spool.append(payloads).await.map_err(|e| match e {
+            AppendError::Full => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the collector's spool is full; retry later",
+                )
+            },
+            AppendError::Closed => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the collector is shutting down; retry",
+                )
+            },
+            AppendError::Io(_) => ApiError {
+                retry_after: Some(30),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the collector cannot write to its disk; retry later",
+                )
+            },
+        })?;
+        metrics::counter!("collector_events_accepted_total").increment(outcome.accepted as u64);
+        metrics::counter!("collector_events_rejected_total")
+            .increment(outcome.rejected.len() as u64);
+        metrics::counter!("collector_event_bytes_total").increment(bytes as u64);
+        Ok(outcome)
+    }
+
+    /// One event: size cap → parse → validate → enrich → bytes.
+    fn prepare(
+        &self,
+        raw: &RawValue,
+        route: Option<MessageType>,
+        info: &RequestInfo,
+    ) -> Result<Bytes, String> {
+        let size = raw.get().len();
+        if size > self.cfg.max_event_bytes {
+            return Err(format!(
+                "event is {size} bytes; the limit is {} bytes",
+                self.cfg.max_event_bytes
+            ));
+        }
+        let mut ev: validate::Event = serde_json::from_str(raw.get())
+            .map_err(|_| "event must be a JSON object".to_string())?;
+        ev.remove("writeKey");
+        validate::validate(&mut ev, route)?;
+        enrich::enrich(&mut ev, info);
+        Ok(Bytes::from(
+            serde_json::to_vec(&ev).expect("a JSON map serializes"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_key_from_basic_auth() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "Basic d2tfMTIzOg==".parse().unwrap()); // "wk_123:"
+        assert_eq!(basic_auth_user(&h).as_deref(), Some("wk_123"));
+        h.insert(AUTHORIZATION, "Bearer x".parse().unwrap());
+        assert_eq!(basic_auth_user(&h), None);
+    }
+
+    #[test]
+    fn pixel_data_decodes_both_alphabets_and_plus_as_space() {
+        let json = br#"{"type":"track","event":"Opened ~~??","userId":"u"}"#;
+        let std = base64::engine::general_purpose::STANDARD.encode(json);
+        assert!(std.contains('+') || std.contains('/'));
+        assert_eq!(
+            pixel_data(Some(&format!("data={}", std.replace('+', " ")))).unwrap(),
+            json
+        );
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        assert_eq!(pixel_data(Some(&format!("x=1&data={url}"))).unwrap(), json);
+        assert!(pixel_data(Some("data=!!!"))
+            .unwrap_err()
+            .message
+            .contains("base64"));
+        assert!(pixel_data(None).unwrap_err().message.contains("`data`"));
+    }
+}

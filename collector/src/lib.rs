@@ -1,0 +1,142 @@
+//! A small, fast, durable clickstream collector.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//!  HTTP ──► server ──► routes ──► ingest: decode → message → validate → enrich ──► spool ──► sinks
+//!                                            │ (rejected)                          (fsync)   capture | stdout
+//!                                            └──────────────► deadletter
+//! ```
+//!
+//! - [`config`]: flags, env vars and a TOML file, resolved once.
+//! - [`server`]: accept loop, HTTP/1.1 + HTTP/2, graceful shutdown.
+//! - [`routes`]: the Segment HTTP API, pixel, CORS, health, readiness, metrics, static files.
+//! - [`ingest`]: turns a request into enriched events, or a specific error.
+//! - [`spool`]: the durable log; a 2xx means the events are fsync'd here.
+//! - [`sinks`]: drain the spool, each from its own cursor: [`sinks::capture`] writes Event Hubs
+//!   Capture Avro files, [`sinks::stdout`] writes NDJSON.
+//! - [`deadletter`]: rejected events with their reasons.
+
+pub mod config;
+pub mod deadletter;
+pub mod ingest;
+pub mod metrics;
+pub mod respond;
+pub mod routes;
+pub mod server;
+pub mod shutdown;
+pub mod sinks;
+pub mod spool;
+pub mod static_files;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use config::{Config, SinkKind};
+use sinks::SinkHealth;
+
+/// Dead letters may use this much disk before new ones are dropped (and counted).
+const DEAD_LETTER_MAX_BYTES: u64 = 256 << 20;
+
+/// Run the collector until SIGTERM or SIGINT, then shut down cleanly.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received");
+        trigger.fire();
+    });
+    run_with(config, listener, shutdown, true).await
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Run on an already bound listener until `shutdown` fires.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: shutdown::Shutdown,
+    with_metrics: bool,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let spool = spool::Spool::open(&config.spool).context("opening the spool")?;
+    let dead_letters =
+        deadletter::DeadLetters::open(config.data_dir.join("deadletter"), DEAD_LETTER_MAX_BYTES)
+            .context("opening the dead-letter store")?;
+    let metrics = if with_metrics {
+        Some(metrics::install()?)
+    } else {
+        None
+    };
+
+    let (sink_trigger, sink_shutdown) = shutdown::channel();
+    let mut healths = Vec::new();
+    let mut tasks = Vec::new();
+    for kind in &config.sinks {
+        let grace = config.shutdown_timeout;
+        match kind {
+            SinkKind::Capture => {
+                let sink = sinks::capture::CaptureSink::new(config.capture.clone());
+                let h = SinkHealth::new("capture");
+                tasks.push(tokio::spawn(sinks::drain(
+                    sink,
+                    spool.reader("capture")?,
+                    h.clone(),
+                    sink_shutdown.clone(),
+                    grace,
+                )));
+                healths.push(h);
+            }
+            SinkKind::Stdout => {
+                let sink = sinks::stdout::StdoutSink::new();
+                let h = SinkHealth::new("stdout");
+                tasks.push(tokio::spawn(sinks::drain(
+                    sink,
+                    spool.reader("stdout")?,
+                    h.clone(),
+                    sink_shutdown.clone(),
+                    grace,
+                )));
+                healths.push(h);
+            }
+        }
+    }
+
+    let app = Arc::new(routes::App {
+        ingest: ingest::Ingest {
+            cfg: config.ingest.clone(),
+            spool: spool.clone(),
+            dead_letters,
+        },
+        metrics,
+        sinks: healths,
+        tracker_dir: config.tracker_dir.clone(),
+        tracker_prefix: config.tracker_prefix.clone(),
+        site_dir: config.site_dir.clone(),
+    });
+    let addr = listener.local_addr()?;
+    tracing::info!(sinks = ?config.sinks, data_dir = %config.data_dir.display(), "listening on http://{addr}");
+    server::serve(listener, app, shutdown, config.shutdown_timeout).await;
+
+    // No request can append any more: close the spool, then let the sinks catch up and close.
+    spool.close().await;
+    sink_trigger.fire();
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!(head = spool.head(), "collector stopped");
+    Ok(())
+}

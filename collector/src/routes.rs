@@ -1,0 +1,266 @@
+//! Path → handler. Also CORS (every answer reflects the Origin with credentials allowed, and
+//! preflights are answered), health, readiness, metrics and static files.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use crate::ingest::message::MessageType;
+use crate::ingest::{decode, pixel_data, ApiError, Endpoint, Ingest, Outcome};
+use crate::respond::{self, Body};
+use crate::sinks::SinkHealth;
+use crate::static_files;
+
+/// Readiness turns false when the spool is fuller than this share of its budget.
+const SPOOL_HIGH_WATER: f64 = 0.9;
+
+/// Everything the handlers share.
+pub struct App {
+    pub ingest: Ingest,
+    pub metrics: Option<PrometheusHandle>,
+    pub sinks: Vec<SinkHealth>,
+    pub tracker_dir: Option<PathBuf>,
+    pub tracker_prefix: String,
+    pub site_dir: Option<PathBuf>,
+}
+
+/// The 1x1 transparent GIF the pixel answers with.
+const PIXEL_GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// The single-message endpoints, with Segment's short aliases.
+fn single_endpoint(path: &str) -> Option<MessageType> {
+    Some(match path {
+        "/v1/track" | "/v1/t" => MessageType::Track,
+        "/v1/page" | "/v1/p" => MessageType::Page,
+        "/v1/identify" | "/v1/i" => MessageType::Identify,
+        "/v1/group" | "/v1/g" => MessageType::Group,
+        "/v1/alias" | "/v1/a" => MessageType::Alias,
+        "/v1/screen" | "/v1/s" => MessageType::Screen,
+        _ => return None,
+    })
+}
+
+/// Route label for metrics: fixed names, never raw paths.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/batch" | "/v1/import" => "batch",
+        p if single_endpoint(p).is_some() => "single",
+        p if p.starts_with("/v1/pixel/") => "pixel",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        _ => "other",
+    }
+}
+
+pub async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let started = Instant::now();
+    let label = route_label(req.uri().path());
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut resp = route(&app, req, peer).await;
+    if let Some(origin) = origin {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    metrics::counter!("collector_http_requests_total", "route" => label, "status" => resp.status().as_u16().to_string()).increment(1);
+    metrics::histogram!("collector_http_request_duration_seconds", "route" => label)
+        .record(started.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if method == Method::OPTIONS {
+        return preflight(req.headers());
+    }
+    let api = path == "/v1/batch" || path == "/v1/import" || single_endpoint(&path).is_some();
+    match (&method, path.as_str()) {
+        (&Method::POST, _) if api => {
+            let endpoint = single_endpoint(&path).map_or(Endpoint::Batch, Endpoint::Single);
+            ingest_post(app, req, peer, endpoint).await
+        }
+        (_, _) if api => method_not_allowed("POST, OPTIONS"),
+        (&Method::GET | &Method::HEAD, p) if p.starts_with("/v1/pixel/") => {
+            pixel(app, &req, peer, &p["/v1/pixel/".len()..]).await
+        }
+        (_, p) if p.starts_with("/v1/pixel/") => method_not_allowed("GET, HEAD, OPTIONS"),
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            respond::json(StatusCode::OK, &json!({"status": "ok"}))
+        }
+        (&Method::GET | &Method::HEAD, "/readyz") => readiness(app),
+        (&Method::GET | &Method::HEAD, "/metrics") => metrics(app),
+        (&Method::GET | &Method::HEAD, p) => static_file(app, p, req.headers()).await,
+        _ => respond::error(
+            StatusCode::NOT_FOUND,
+            format!("no route for {method} {path}"),
+        ),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = respond::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; use {allow}"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+fn preflight(headers: &HeaderMap) -> Response<Body> {
+    let allow_headers = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_static("Content-Type, Authorization, Content-Encoding")
+        });
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS")
+        .header(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers)
+        .header(header::ACCESS_CONTROL_MAX_AGE, "86400")
+        .body(respond::empty())
+        .unwrap()
+}
+
+fn outcome_response(o: &Outcome) -> Response<Body> {
+    let errors: Vec<_> = o
+        .rejected
+        .iter()
+        .map(|(index, reason)| json!({"index": index, "reason": reason}))
+        .collect();
+    respond::json(
+        StatusCode::OK,
+        &json!({"success": true, "accepted": o.accepted, "rejected": o.rejected.len(), "errors": errors}),
+    )
+}
+
+async fn ingest_post(
+    app: &App,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    endpoint: Endpoint,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let result: Result<Outcome, ApiError> = async {
+        decode::check_content_type(&parts.headers)?;
+        let body = decode::read_body(&parts.headers, body, app.ingest.cfg.max_body_bytes).await?;
+        metrics::counter!("collector_request_bytes_total").increment(body.len() as u64);
+        app.ingest
+            .process(&body, endpoint, &parts.headers, peer.ip())
+            .await
+    }
+    .await;
+    match result {
+        Ok(o) => outcome_response(&o),
+        Err(e) => respond::api_error(&e),
+    }
+}
+
+async fn pixel(app: &App, req: &Request<Incoming>, peer: SocketAddr, kind: &str) -> Response<Body> {
+    let Some(kind) = MessageType::parse(kind) else {
+        return respond::error(
+            StatusCode::NOT_FOUND,
+            format!("no pixel for type {kind:?}; use /v1/pixel/track, /v1/pixel/page, ..."),
+        );
+    };
+    let result = async {
+        let data = pixel_data(req.uri().query())?;
+        app.ingest
+            .process(&data, Endpoint::Single(kind), req.headers(), peer.ip())
+            .await
+    }
+    .await;
+    match result {
+        Ok(o) if o.accepted == 1 => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "image/gif")
+            .header(header::CACHE_CONTROL, "no-store, max-age=0")
+            .body(respond::full(Bytes::from_static(PIXEL_GIF)))
+            .unwrap(),
+        Ok(o) => {
+            let reason = o
+                .rejected
+                .first()
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default();
+            respond::error(
+                StatusCode::BAD_REQUEST,
+                format!("pixel event rejected: {reason}"),
+            )
+        }
+        Err(e) => respond::api_error(&e),
+    }
+}
+
+fn readiness(app: &App) -> Response<Body> {
+    let stats = app.ingest.spool.stats();
+    let fill = stats.bytes as f64 / stats.max_bytes.max(1) as f64;
+    let spool_ok = app.ingest.spool.writable() && fill < SPOOL_HIGH_WATER;
+    let sinks: serde_json::Map<String, serde_json::Value> = app
+        .sinks
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_string(),
+                json!(if s.is_healthy() { "ok" } else { "failing" }),
+            )
+        })
+        .collect();
+    let ready = spool_ok && app.sinks.iter().all(SinkHealth::is_healthy);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    respond::json(
+        status,
+        &json!({"ready": ready, "spool": {"ok": spool_ok, "bytes": stats.bytes, "max_bytes": stats.max_bytes, "head": stats.head}, "sinks": sinks}),
+    )
+}
+
+fn metrics(app: &App) -> Response<Body> {
+    match &app.metrics {
+        Some(h) => Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(respond::full(crate::metrics::render(h, &app.ingest.spool)))
+            .unwrap(),
+        None => respond::error(StatusCode::NOT_FOUND, "metrics are not enabled"),
+    }
+}
+
+async fn static_file(app: &App, path: &str, headers: &HeaderMap) -> Response<Body> {
+    if let Some(dir) = &app.tracker_dir {
+        if let Some(rest) = path.strip_prefix(app.tracker_prefix.as_str()) {
+            if rest.starts_with('/') {
+                return static_files::serve(dir, rest, headers).await;
+            }
+        }
+    }
+    match &app.site_dir {
+        Some(dir) => static_files::serve(dir, path, headers).await,
+        None => respond::error(StatusCode::NOT_FOUND, format!("no route for GET {path}")),
+    }
+}

@@ -1,0 +1,110 @@
+//! One capture file being written: Avro container blocks appended and fsync'd under a
+//! `.avro.tmp` name, renamed to `.avro` when the file rolls.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use apache_avro::{Codec, Writer};
+
+use super::schema::{self, SCHEMA};
+use crate::spool::Record;
+
+/// A `File` whose `write` always writes everything (apache-avro calls `write`, not
+/// `write_all`, for block data) and counts the bytes.
+pub struct WholeWrites {
+    file: File,
+    written: u64,
+}
+
+impl WholeWrites {
+    pub fn new(file: File) -> Self {
+        WholeWrites { file, written: 0 }
+    }
+    pub fn into_file(self) -> File {
+        self.file
+    }
+}
+
+impl Write for WholeWrites {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all(buf)?;
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+pub struct CaptureFile {
+    pub tmp_path: PathBuf,
+    pub final_path: PathBuf,
+    pub opened: Instant,
+    writer: Writer<'static, WholeWrites>,
+}
+
+pub fn tmp_path_of(final_path: &Path) -> PathBuf {
+    let mut p = final_path.as_os_str().to_owned();
+    p.push(".tmp");
+    PathBuf::from(p)
+}
+
+impl CaptureFile {
+    pub fn create(final_path: PathBuf, codec: Codec) -> anyhow::Result<CaptureFile> {
+        let dir = final_path.parent().expect("capture path has a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp_path = tmp_path_of(&final_path);
+        let file =
+            File::create(&tmp_path).with_context(|| format!("creating {}", tmp_path.display()))?;
+        let writer = Writer::with_codec(&SCHEMA, WholeWrites::new(file), codec);
+        Ok(CaptureFile {
+            tmp_path,
+            final_path,
+            opened: Instant::now(),
+            writer,
+        })
+    }
+
+    /// Append records as one Avro block and fsync it.
+    pub fn append(&mut self, records: &[Record]) -> anyhow::Result<()> {
+        for r in records {
+            self.writer
+                .append(schema::to_avro(r))
+                .context("encoding capture record")?;
+        }
+        self.writer.flush().context("writing capture block")?;
+        self.writer
+            .get_ref()
+            .file
+            .sync_data()
+            .context("fsync of capture file")?;
+        Ok(())
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.writer.get_ref().written
+    }
+
+    /// Rename to the final name and make the rename durable.
+    pub fn finish(self) -> anyhow::Result<PathBuf> {
+        self.writer
+            .into_inner()
+            .context("flushing capture file")?
+            .into_file()
+            .sync_all()?;
+        std::fs::rename(&self.tmp_path, &self.final_path).with_context(|| {
+            format!(
+                "renaming {} to {}",
+                self.tmp_path.display(),
+                self.final_path.display()
+            )
+        })?;
+        if let Some(dir) = self.final_path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(self.final_path)
+    }
+}

@@ -1,0 +1,117 @@
+//! Crash recovery for capture files. A crash can leave `.avro.tmp` files whose last block is
+//! torn. Each is salvaged: its readable records are rewritten to the final `.avro` name. The
+//! highest `SequenceNumber` found (in salvaged files and the newest finished file) tells the
+//! sink where to resume in the spool, so each event lands in the capture output exactly once.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use apache_avro::types::Value;
+use apache_avro::{Codec, Reader, Writer};
+
+use super::file::WholeWrites;
+use super::schema::{sequence_number, SCHEMA};
+
+/// All files under `dir` ending in `suffix`, sorted by path (which sorts by time).
+pub fn find_files(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e?;
+            let path = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(path);
+            } else if path.to_str().is_some_and(|p| p.ends_with(suffix)) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Read every record that can be read; also say whether the file was whole.
+pub fn read_records(path: &Path) -> anyhow::Result<(Vec<Value>, bool)> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = match Reader::new(BufReader::new(file)) {
+        Ok(r) => r,
+        // Not even a header: nothing in it was ever fsync'd as a block.
+        Err(_) => return Ok((Vec::new(), false)),
+    };
+    let mut values = Vec::new();
+    for v in reader {
+        match v {
+            Ok(v) => values.push(v),
+            Err(_) => return Ok((values, false)),
+        }
+    }
+    Ok((values, true))
+}
+
+/// Outcome of recovery.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Sequence number after the highest one found in any capture file.
+    pub resume_at: Option<u64>,
+    pub salvaged_files: usize,
+    pub salvaged_records: usize,
+}
+
+/// Salvage `.avro.tmp` files under `dir` and find where the capture output ends.
+pub fn recover(dir: &Path, codec: Codec) -> anyhow::Result<Recovered> {
+    let mut out = Recovered::default();
+    let mut max_seq: Option<u64> = None;
+    let mut note = |values: &[Value]| {
+        for v in values {
+            if let Some(s) = sequence_number(v) {
+                max_seq = Some(max_seq.map_or(s, |m| m.max(s)));
+            }
+        }
+    };
+    for stale in find_files(dir, ".avro.recovering")? {
+        std::fs::remove_file(stale)?;
+    }
+    for tmp in find_files(dir, ".avro.tmp")? {
+        let final_path = PathBuf::from(tmp.to_str().unwrap().strip_suffix(".tmp").unwrap());
+        let (values, whole) = read_records(&tmp)?;
+        note(&values);
+        if values.is_empty() {
+            std::fs::remove_file(&tmp)?;
+        } else if whole {
+            std::fs::rename(&tmp, &final_path)?;
+        } else {
+            rewrite(&final_path, &values, codec)?;
+            std::fs::remove_file(&tmp)?;
+        }
+        if !values.is_empty() {
+            out.salvaged_files += 1;
+            out.salvaged_records += values.len();
+            tracing::info!(file = %final_path.display(), records = values.len(), torn = !whole, "recovered capture file left by a crash");
+        }
+    }
+    if let Some(newest) = find_files(dir, ".avro")?.pop() {
+        let (values, _) = read_records(&newest)?;
+        note(&values);
+    }
+    out.resume_at = max_seq.map(|s| s + 1);
+    Ok(out)
+}
+
+fn rewrite(final_path: &Path, values: &[Value], codec: Codec) -> anyhow::Result<()> {
+    let mut partial = final_path.as_os_str().to_owned();
+    partial.push(".recovering");
+    let partial = PathBuf::from(partial);
+    let mut w = Writer::with_codec(&SCHEMA, WholeWrites::new(File::create(&partial)?), codec);
+    for v in values {
+        w.append(v.clone())?;
+    }
+    w.into_inner()?.into_file().sync_all()?;
+    std::fs::rename(&partial, final_path)?;
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Sinks drain the spool. Each sink runs in its own task with its own cursor, so a slow or
+//! broken sink never blocks ingest or the other sinks; it only lets the spool grow up to its
+//! disk budget.
+//!
+//! A sink implements [`Sink`]; [`drain`] owns everything generic: reading the spool from the
+//! sink's cursor, retrying with backoff, committing the cursor after durable delivery,
+//! metrics, health, and a clean close on shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::spool::Record;
+
+/// A destination for spooled events.
+///
+/// The contract: `deliver` is called with consecutive records in spool order. `Ok(())` means
+/// every record is durably delivered (or was dead-lettered by the sink with a reason); the
+/// drain loop then persists the cursor past them. On `Err`, `records[..delivered]` are
+/// committed and the rest are offered again after a backoff, so delivery is at-least-once.
+pub trait Sink: Send + 'static {
+    /// Short stable name: used for the cursor file, metrics labels and logs.
+    fn name(&self) -> &'static str;
+
+    /// Called once before the first delivery. A sink that records spool positions in its own
+    /// output (the capture sink does) returns the sequence number to resume from; `None`
+    /// means "trust the spool cursor".
+    fn recover(&mut self) -> impl Future<Output = anyhow::Result<Option<u64>>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Deliver `records` (non-empty, in order).
+    fn deliver<'a>(
+        &'a mut self,
+        records: &'a [Record],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send + 'a;
+
+    /// Called about once a second, busy or idle: time-based work such as rolling files.
+    fn tick(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Called once on shutdown after the last delivery: finish files, close connections.
+    fn close(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// A failed (or partly failed) delivery.
+#[derive(Debug)]
+pub struct SinkError {
+    /// How many records from the front of the slice were durably delivered anyway.
+    pub delivered: usize,
+    pub error: anyhow::Error,
+    /// The destination asked us to wait at least this long (throttling).
+    pub retry_after: Option<Duration>,
+}
+
+impl SinkError {
+    pub fn transient(error: impl Into<anyhow::Error>) -> Self {
+        SinkError {
+            delivered: 0,
+            error: error.into(),
+            retry_after: None,
+        }
+    }
+}
+
+pub mod capture;
+pub mod meta;
+pub mod stdout;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::shutdown::Shutdown;
+use crate::spool::SpoolReader;
+
+/// Most records handed to one `deliver` call.
+const MAX_BATCH_RECORDS: usize = 2000;
+/// About the most payload bytes handed to one `deliver` call.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// Is a sink currently delivering? Readiness reads it.
+#[derive(Clone, Debug)]
+pub struct SinkHealth {
+    pub name: &'static str,
+    healthy: Arc<AtomicBool>,
+}
+
+impl SinkHealth {
+    pub fn new(name: &'static str) -> Self {
+        SinkHealth {
+            name,
+            healthy: Arc::new(AtomicBool::new(true)),
+        }
+    }
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+    fn set(&self, ok: bool) {
+        self.healthy.store(ok, Ordering::Relaxed);
+    }
+}
+
+/// Exponential backoff with full jitter.
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn next(&mut self) -> Duration {
+        let cap = Self::BASE
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(Self::MAX);
+        self.attempt += 1;
+        let nanos = cap.as_nanos() as u64;
+        Duration::from_nanos(nanos / 2 + rand_below(nanos / 2 + 1))
+    }
+}
+
+fn rand_below(n: u64) -> u64 {
+    let r = uuid::Uuid::new_v4().as_u64_pair().0;
+    r % n.max(1)
+}
+
+/// Run one sink until shutdown: read from its cursor, deliver, commit, retry on failure.
+/// After shutdown is signalled (the server has stopped and the spool is closed), keep
+/// delivering until caught up or `grace` runs out, then close the sink.
+pub async fn drain<S: Sink>(
+    mut sink: S,
+    mut reader: SpoolReader,
+    health: SinkHealth,
+    shutdown: Shutdown,
+    grace: Duration,
+) {
+    let name = sink.name();
+    match sink.recover().await {
+        Ok(Some(seq)) if seq > reader.position() => {
+            tracing::info!(
+                sink = name,
+                from = reader.position(),
+                to = seq,
+                "sink output is ahead of its cursor; skipping records it already holds"
+            );
+            reader.seek(seq);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(sink = name, error = %format!("{e:#}"), "sink recovery failed; the sink will not run");
+            health.set(false);
+            return;
+        }
+    }
+    tracing::info!(
+        sink = name,
+        position = reader.position(),
+        head = reader.head(),
+        "sink started"
+    );
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = stopping.wait() => break,
+            _ = tick.tick() => tick_sink(&mut sink, &reader).await,
+            _ = reader.wait() => {
+                deliver_available(&mut sink, &mut reader, &health, &mut tick, &shutdown, None).await;
+            }
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while reader.position() < reader.head() && Instant::now() < deadline {
+        deliver_available(
+            &mut sink,
+            &mut reader,
+            &health,
+            &mut tick,
+            &shutdown,
+            Some(deadline),
+        )
+        .await;
+    }
+    if reader.lag() > 0 {
+        tracing::warn!(
+            sink = name,
+            pending = reader.lag(),
+            "shutting down with undelivered events; they stay in the spool"
+        );
+    }
+    if let Err(e) = sink.close().await {
+        tracing::error!(sink = name, error = %format!("{e:#}"), "sink close failed");
+    }
+    tracing::info!(sink = name, position = reader.position(), "sink stopped");
+}
+
+async fn tick_sink<S: Sink>(sink: &mut S, reader: &SpoolReader) {
+    metrics::gauge!("collector_sink_lag_events", "sink" => sink.name()).set(reader.lag() as f64);
+    if let Err(e) = sink.tick().await {
+        tracing::warn!(sink = sink.name(), error = %format!("{e:#}"), "sink tick failed");
+    }
+}
+
+/// Read one batch and deliver it, retrying until it is delivered. Before shutdown, retries
+/// stop when shutdown fires; after it (`deadline` set), when the deadline passes.
+async fn deliver_available<S: Sink>(
+    sink: &mut S,
+    reader: &mut SpoolReader,
+    health: &SinkHealth,
+    tick: &mut tokio::time::Interval,
+    shutdown: &Shutdown,
+    deadline: Option<Instant>,
+) {
+    let name = sink.name();
+    let records = match reader.read(MAX_BATCH_RECORDS, MAX_BATCH_BYTES) {
+        Ok(r) if r.is_empty() => return,
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(sink = name, error = %e, "spool read failed");
+            health.set(false);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return;
+        }
+    };
+    let mut done = 0;
+    let mut backoff = Backoff { attempt: 0 };
+    while done < records.len() {
+        let started = Instant::now();
+        let result = sink.deliver(&records[done..]).await;
+        metrics::histogram!("collector_sink_delivery_seconds", "sink" => name)
+            .record(started.elapsed().as_secs_f64());
+        let (delivered, failure) = match result {
+            Ok(()) => (records.len() - done, None),
+            Err(e) => (e.delivered.min(records.len() - done), Some(e)),
+        };
+        if delivered > 0 {
+            done += delivered;
+            metrics::counter!("collector_sink_events_total", "sink" => name)
+                .increment(delivered as u64);
+            if let Err(e) = reader.commit(records[done - 1].seq + 1) {
+                tracing::error!(sink = name, error = %e, "cursor commit failed; records may be delivered again");
+            }
+        }
+        let Some(failure) = failure else {
+            health.set(true);
+            backoff.attempt = 0;
+            continue;
+        };
+        metrics::counter!("collector_sink_errors_total", "sink" => name).increment(1);
+        health.set(false);
+        let wait = failure.retry_after.unwrap_or_else(|| backoff.next());
+        tracing::warn!(sink = name, error = %format!("{:#}", failure.error), retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
+        let out_of_time = match deadline {
+            Some(d) => Instant::now() + wait > d,
+            None => shutdown.is_fired(),
+        };
+        if out_of_time {
+            // The rest stays in the spool: re-read it later or on the next start.
+            reader.seek(records[done].seq);
+            return;
+        }
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        let mut stopping = shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                _ = stopping.wait(), if deadline.is_none() => {
+                    reader.seek(records[done].seq);
+                    return;
+                }
+                _ = tick.tick() => tick_sink(sink, reader).await,
+            }
+        }
+    }
+    metrics::gauge!("collector_sink_lag_events", "sink" => name).set(reader.lag() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut b = Backoff { attempt: 0 };
+        let first = b.next();
+        assert!(
+            first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+            "{first:?}"
+        );
+        for _ in 0..20 {
+            let d = b.next();
+            assert!(d <= Backoff::MAX);
+        }
+        assert!(b.next() >= Backoff::MAX / 2);
+    }
+}

@@ -1,0 +1,181 @@
+//! The group-commit writer: one OS thread takes appends from every request, writes a whole
+//! group with one `write` and one `fdatasync`, and only then answers each request. Thousands
+//! of concurrent requests share one fsync, which is what makes durable acks cheap.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::record;
+use super::segment::{segment_path, SegmentInfo};
+use super::{AppendError, Shared};
+
+/// Stop collecting a group once it holds this many bytes.
+const GROUP_BYTES: usize = 4 << 20;
+
+/// Where the writer answers an append.
+pub(super) type Reply = oneshot::Sender<Result<Range<u64>, AppendError>>;
+
+pub(super) enum Op {
+    Append { payloads: Vec<Bytes>, reply: Reply },
+    Close,
+}
+
+pub(super) struct Writer {
+    pub shared: Arc<Shared>,
+    pub file: File,
+    pub segment_first: u64,
+    pub segment_len: u64,
+    pub segment_bytes: u64,
+    pub next_seq: u64,
+}
+
+impl Writer {
+    pub fn open_tail(
+        shared: Arc<Shared>,
+        tail: &SegmentInfo,
+        next_seq: u64,
+        segment_bytes: u64,
+    ) -> io::Result<Writer> {
+        let file = OpenOptions::new().append(true).open(&tail.path)?;
+        Ok(Writer {
+            shared,
+            file,
+            segment_first: tail.first_seq,
+            segment_len: tail.bytes,
+            segment_bytes,
+            next_seq,
+        })
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        let mut buf = Vec::with_capacity(GROUP_BYTES);
+        let mut replies = Vec::new();
+        let mut closing = false;
+        while !closing {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut op = Some(first);
+            while let Some(o) = op.take() {
+                match o {
+                    Op::Close => closing = true,
+                    Op::Append { payloads, reply } => {
+                        self.stage(payloads, reply, &mut buf, &mut replies)
+                    }
+                }
+                if closing || buf.len() >= GROUP_BYTES {
+                    break;
+                }
+                op = rx.try_recv().ok();
+            }
+            if replies.is_empty() {
+                continue;
+            }
+            let result = self.commit(&buf);
+            buf.clear();
+            match result {
+                Ok(()) => {
+                    self.shared.head.send_replace(self.next_seq);
+                    for (reply, range) in replies.drain(..) {
+                        let _ = reply.send(Ok(range));
+                    }
+                }
+                Err(e) => {
+                    // The group may be half on disk; the next start truncates it at the torn
+                    // record. Nobody was told 2xx for it, and we stop taking writes.
+                    tracing::error!(error = %e, "spool write failed; refusing further writes");
+                    self.shared.failed.store(true, Ordering::SeqCst);
+                    for (reply, _) in replies.drain(..) {
+                        let _ = reply.send(Err(AppendError::Io(e.to_string())));
+                    }
+                    break;
+                }
+            }
+        }
+        let _ = self.file.sync_all();
+        self.shared.closed.store(true, Ordering::SeqCst);
+        rx.close();
+        while let Ok(op) = rx.try_recv() {
+            if let Op::Append { reply, .. } = op {
+                let _ = reply.send(Err(AppendError::Closed));
+            }
+        }
+    }
+
+    /// Encode an append into the group buffer, or refuse it when the disk budget is spent.
+    fn stage(
+        &mut self,
+        payloads: Vec<Bytes>,
+        reply: Reply,
+        buf: &mut Vec<u8>,
+        replies: &mut Vec<(Reply, Range<u64>)>,
+    ) {
+        if self.shared.failed.load(Ordering::SeqCst) {
+            let _ = reply.send(Err(AppendError::Io("spool is failed".into())));
+            return;
+        }
+        let size: u64 = payloads
+            .iter()
+            .map(|p| (record::HEADER_LEN + p.len()) as u64)
+            .sum();
+        let used = self.shared.used_bytes.load(Ordering::SeqCst) + buf.len() as u64;
+        if used + size > self.shared.max_bytes {
+            let _ = reply.send(Err(AppendError::Full));
+            return;
+        }
+        let start = self.next_seq;
+        for p in &payloads {
+            record::encode(self.next_seq, p, buf);
+            self.next_seq += 1;
+        }
+        replies.push((reply, start..self.next_seq));
+    }
+
+    /// Write the group durably, starting a new segment first if the current one is full.
+    fn commit(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.segment_len >= self.segment_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(buf)?;
+        self.file.sync_data()?;
+        self.segment_len += buf.len() as u64;
+        self.shared
+            .used_bytes
+            .fetch_add(buf.len() as u64, Ordering::SeqCst);
+        self.shared
+            .segments
+            .lock()
+            .unwrap()
+            .last_mut()
+            .expect("tail segment")
+            .bytes = self.segment_len;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        // The group that will be written first gets seq numbers from this segment's start.
+        let first = self.shared.head.borrow().to_owned();
+        let path = segment_path(&self.shared.dir, first);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        File::open(&self.shared.dir)?.sync_all()?;
+        self.file = file;
+        self.segment_first = first;
+        self.segment_len = 0;
+        self.shared.segments.lock().unwrap().push(SegmentInfo {
+            first_seq: first,
+            path,
+            bytes: 0,
+        });
+        tracing::debug!(first_seq = first, "spool segment started");
+        Ok(())
+    }
+}
