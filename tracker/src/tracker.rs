@@ -1,0 +1,529 @@
+//! The tracker's state and what happens to a message from the API call to the
+//! collector's answer: build → queue (mirrored to storage) → batch → send → retry or
+//! forget. Consent and the page lifecycle (hidden, left, restored) steer it.
+//!
+//! The state is a single global (a page has one tracker). Every entry point borrows it
+//! with `try_borrow_mut` and silently does nothing on re-entry, so a host callback that
+//! calls the tracker from inside the tracker can never panic.
+
+use crate::backoff::{self, Verdict};
+use crate::config::{Config, Consent, KEEPALIVE_MAX};
+use crate::engagement::Engagement;
+use crate::env::{self, PageInfo};
+use crate::message::{context_json, Msg};
+use crate::queue::{self, Queue};
+use crate::session::Session;
+use crate::storage::Store;
+use crate::{ids, transport, url};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use js_sys::Function;
+use wasm_bindgen::JsValue;
+
+/// The collector's per-event limit is 32 KB; leave room for the batch envelope.
+pub const MAX_EVENT_BYTES: usize = 32_000;
+/// A queue left behind by a tab that did not say goodbye is adopted after this long.
+const STALE_QUEUE_MS: f64 = 30.0 * 60.0 * 1000.0;
+
+const K_ANON: &str = "_cs.aid";
+const K_USER: &str = "_cs.uid";
+const K_SESSION: &str = "_cs.session";
+const K_QUEUE: &str = "_cs.q.";
+
+pub struct State {
+    pub cfg: Config,
+    consent: Consent,
+    /// Where identifiers and the queue persist; `Store::none()` unless consent is granted.
+    store: Store,
+    anon: String,
+    user: Option<String>,
+    session: Session,
+    statics: String,
+    queue: Queue,
+    /// The batch being fetched, and whether that fetch has keepalive.
+    inflight: Vec<String>,
+    inflight_keepalive: bool,
+    sending: bool,
+    /// Consecutive failed attempts and the time before which no retry is made.
+    attempt: u32,
+    retry_at: f64,
+    timer: Option<i32>,
+    /// `flush()` promises waiting for the queue to drain.
+    waiters: Vec<Function>,
+    warned: bool,
+    /// This page's storage key for its queue.
+    queue_key: String,
+    /// The last page view's URL (for SPA de-duplication) and its referrer.
+    pub page_url: String,
+    pub referrer: String,
+    pub engagement: Engagement,
+    /// The one callback for listeners, timers and fetches (see `autotrack`).
+    pub cb: Function,
+}
+
+struct Global(RefCell<Option<State>>);
+// SAFETY: wasm32-unknown-unknown without atomics is single-threaded; on other targets the
+// global is never touched (only pure modules run there).
+unsafe impl Sync for Global {}
+static STATE: Global = Global(RefCell::new(None));
+
+/// Runs `f` on the tracker state; `None` before `init` or on re-entry.
+pub fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    let mut g = STATE.0.try_borrow_mut().ok()?;
+    g.as_mut().map(f)
+}
+
+pub fn started() -> bool {
+    STATE.0.try_borrow().map(|g| g.is_some()).unwrap_or(true)
+}
+
+pub fn install(s: State) {
+    if let Ok(mut g) = STATE.0.try_borrow_mut() {
+        *g = Some(s);
+    }
+}
+
+fn area(cfg: &Config) -> Store {
+    Store::open(cfg.cookieless)
+}
+
+impl State {
+    pub fn new(cfg: Config) -> State {
+        let now = env::now();
+        let mut consent = cfg.consent;
+        if env::privacy_signal(cfg.respect_dnt, cfg.respect_gpc) {
+            consent = Consent::Denied;
+        }
+        // Reading what an earlier, consented visit stored is not storing anything new.
+        let area = if consent == Consent::Denied {
+            Store::none()
+        } else {
+            area(&cfg)
+        };
+        let anon = area
+            .get(K_ANON)
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(ids::uuid_v4);
+        let user = area.get(K_USER).filter(|u| !u.is_empty());
+        let session = area
+            .get(K_SESSION)
+            .and_then(|s| Session::decode(&s))
+            .unwrap_or(Session { id: now, last: 0.0 });
+        let mut tab = String::from(K_QUEUE);
+        tab.push_str(crate::text::sub(&ids::uuid_v4(), 0, 8));
+        let mut s = State {
+            queue: Queue::new(cfg.max_queue_events, cfg.max_queue_bytes),
+            consent: Consent::Pending,
+            store: Store::none(),
+            anon,
+            user,
+            session,
+            statics: env::statics(),
+            inflight: Vec::new(),
+            inflight_keepalive: false,
+            sending: false,
+            attempt: 0,
+            retry_at: 0.0,
+            timer: None,
+            waiters: Vec::new(),
+            warned: false,
+            queue_key: tab,
+            page_url: String::new(),
+            referrer: env::doc_referrer(),
+            engagement: Engagement::new(now, env::visible()),
+            cb: crate::autotrack::callback(),
+            cfg,
+        };
+        s.set_consent(consent);
+        s
+    }
+
+    fn granted(&self) -> bool {
+        self.consent == Consent::Granted
+    }
+
+    /// Applies a consent decision: granting persists and starts sending; denying erases
+    /// the queue and every stored tracker key.
+    pub fn set_consent(&mut self, c: Consent) {
+        if self.consent == Consent::Denied && c != Consent::Denied {
+            // Identifiers from before the denial are gone; start fresh.
+            self.anon = ids::uuid_v4();
+            self.user = None;
+        }
+        self.consent = c;
+        match c {
+            Consent::Granted => {
+                self.store = area(&self.cfg);
+                self.store.set(K_ANON, &self.anon);
+                if let Some(u) = &self.user {
+                    self.store.set(K_USER, u);
+                }
+                self.adopt_orphans();
+                self.persist(false);
+                self.flush_soon();
+            }
+            Consent::Pending => self.store = Store::none(),
+            Consent::Denied => {
+                self.queue.clear();
+                self.store = Store::none();
+                Store::open(false).wipe();
+                Store::open(true).wipe();
+                self.resolve_waiters(false);
+            }
+        }
+    }
+
+    // ----- building messages -----
+
+    /// Builds one message and queues it. `fields` are the type-specific string fields,
+    /// `payload` the properties/traits object (JSON text).
+    pub fn enqueue(&mut self, kind: &str, fields: &[(&str, &str)], payload: Option<(&str, &str)>) {
+        if self.consent == Consent::Denied {
+            return;
+        }
+        let now = env::now();
+        self.session.touch(now);
+        self.store.set(K_SESSION, &self.session.encode());
+        let info = PageInfo::read(&self.referrer, &self.cfg.redact);
+        let page = info.page();
+        let campaign = url::campaign_json(page.search);
+        let context = context_json(
+            &page,
+            campaign.as_deref(),
+            self.session.id as u64,
+            &self.statics,
+        );
+        let id = ids::uuid_v4();
+        let ts = env::iso_now();
+        let json = Msg {
+            kind,
+            message_id: &id,
+            timestamp: &ts,
+            anonymous_id: &self.anon,
+            user_id: self.user.as_deref(),
+            fields,
+            payload,
+            context: &context,
+        }
+        .to_json();
+        if json.len() > MAX_EVENT_BYTES {
+            transport::warn("clickstream: event over 32 KB dropped");
+            return;
+        }
+        self.queue.push(json);
+        self.persist(false);
+        if self.queue.len() >= self.cfg.flush_at || self.queue.bytes() >= self.cfg.max_batch_bytes {
+            self.flush();
+        } else {
+            self.flush_soon();
+        }
+    }
+
+    pub fn identify(&mut self, user: Option<String>, traits: Option<&str>) {
+        if let Some(u) = user {
+            self.store.set(K_USER, &u);
+            self.user = Some(u);
+        }
+        self.enqueue("identify", &[], traits.map(|t| ("traits", t)));
+    }
+
+    pub fn alias(&mut self, new_id: String) {
+        let previous = self.user.clone().unwrap_or_else(|| self.anon.clone());
+        self.store.set(K_USER, &new_id);
+        self.user = Some(new_id.clone());
+        self.enqueue("alias", &[("previousId", &previous)], None);
+    }
+
+    /// Forgets the visitor: new anonymousId, no userId, new session.
+    pub fn reset(&mut self) {
+        self.user = None;
+        self.anon = ids::uuid_v4();
+        self.session = Session {
+            id: env::now(),
+            last: 0.0,
+        };
+        self.store.remove(K_USER);
+        self.store.remove(K_SESSION);
+        self.store.set(K_ANON, &self.anon);
+    }
+
+    /// A page view. The URL it was taken on becomes the referrer of the next one (SPA).
+    pub fn page(&mut self, name: Option<&str>, props: Option<&str>) {
+        let href = url::redact(&env::href(), &self.cfg.redact);
+        if !self.page_url.is_empty() && self.page_url != href {
+            self.referrer = core::mem::take(&mut self.page_url);
+        }
+        self.page_url = href;
+        let fields: &[(&str, &str)] = match name {
+            Some(n) => &[("name", n)],
+            None => &[],
+        };
+        self.enqueue("page", fields, Some(("properties", props.unwrap_or("{}"))));
+    }
+
+    /// Queues the engagement event for the page view being left or hidden, if any.
+    pub fn report_engagement(&mut self) {
+        if !self.cfg.auto_engagement {
+            return;
+        }
+        if let Some((ms, depth)) = self.engagement.report(env::now()) {
+            let mut p = String::new();
+            crate::json::Obj::new(&mut p)
+                .num("engagedMs", ms)
+                .num("scrollDepth", depth as u64)
+                .str("url", &self.page_url)
+                .end();
+            self.enqueue_quiet(
+                "track",
+                &[("event", "Page Engagement")],
+                Some(("properties", &p)),
+            );
+        }
+    }
+
+    /// Queues without triggering a fetch (used while the page is going away).
+    fn enqueue_quiet(
+        &mut self,
+        kind: &str,
+        fields: &[(&str, &str)],
+        payload: Option<(&str, &str)>,
+    ) {
+        let flush_at = self.cfg.flush_at;
+        self.cfg.flush_at = usize::MAX;
+        let max = self.cfg.max_batch_bytes;
+        self.cfg.max_batch_bytes = usize::MAX;
+        self.enqueue(kind, fields, payload);
+        self.cfg.flush_at = flush_at;
+        self.cfg.max_batch_bytes = max;
+    }
+
+    // ----- persistence -----
+
+    /// Mirrors everything not yet acknowledged to storage. When the page is being left
+    /// (`leaving`), a keepalive fetch in flight is trusted to finish and left out, and the
+    /// queue is marked as orphaned so the next page load adopts it.
+    fn persist(&mut self, leaving: bool) {
+        if !self.granted() {
+            return;
+        }
+        let skip_inflight = leaving && self.inflight_keepalive;
+        let pending = self.queue.len()
+            + if skip_inflight {
+                0
+            } else {
+                self.inflight.len()
+            };
+        if pending == 0 {
+            self.store.remove(&self.queue_key);
+            return;
+        }
+        let mut text = env::ms_text(env::now());
+        text.push_str(if leaving { " o\n" } else { " l\n" });
+        let inflight: &[String] = if skip_inflight { &[] } else { &self.inflight };
+        text.push_str(&queue::encode(inflight.iter().chain(self.queue.iter())));
+        self.store.set(&self.queue_key, &text);
+    }
+
+    /// Takes over queues that earlier pages left behind (orphaned on pagehide, or stale).
+    fn adopt_orphans(&mut self) {
+        let now = env::now();
+        let mut adopted = Vec::new();
+        for key in self.store.keys(K_QUEUE) {
+            if key == self.queue_key {
+                continue;
+            }
+            let Some(text) = self.store.get(&key) else {
+                continue;
+            };
+            let (head, body) = crate::text::split_once(&text, b'\n').unwrap_or((&text, ""));
+            let (ts, flag) = crate::text::split_once(head, b' ').unwrap_or((head, ""));
+            let ts = crate::text::parse_u64(ts).unwrap_or(0) as f64;
+            if flag == "o" || now - ts > STALE_QUEUE_MS {
+                self.store.remove(&key);
+                adopted.extend(queue::decode(body));
+            }
+        }
+        if !adopted.is_empty() {
+            self.queue.unshift(adopted);
+        }
+    }
+
+    /// Back from the back/forward cache: if another page adopted what this one left,
+    /// forget it here; otherwise take it back.
+    pub fn restored(&mut self) {
+        if self.granted() && self.store.get(&self.queue_key).is_none() {
+            self.queue.clear();
+        }
+        self.persist(false);
+        self.flush_soon();
+    }
+
+    // ----- sending -----
+
+    fn url(&self) -> String {
+        let mut u = self.cfg.endpoint.clone();
+        u.push_str("/v1/batch");
+        u
+    }
+
+    fn body_for(&mut self, max: usize) -> (Vec<String>, String) {
+        let sent_at = env::iso_now();
+        let envelope = queue::body(&[], &sent_at, &self.cfg.write_key).len();
+        let batch = self.queue.take(max, envelope);
+        let body = queue::body(&batch, &sent_at, &self.cfg.write_key);
+        (batch, body)
+    }
+
+    pub fn schedule(&mut self, ms: f64) {
+        let Some(w) = env::window() else { return };
+        if let Some(t) = self.timer.take() {
+            w.clear_timeout_with_handle(t);
+        }
+        self.timer = crate::autotrack::later(&self.cb, ms, crate::autotrack::TICK);
+    }
+
+    /// Makes sure a flush happens within the flush interval.
+    fn flush_soon(&mut self) {
+        if self.timer.is_none() && !self.queue.is_empty() && self.granted() {
+            self.schedule(self.cfg.flush_interval_ms);
+        }
+    }
+
+    /// The flush timer fired.
+    pub fn tick(&mut self) {
+        self.timer = None;
+        self.flush();
+    }
+
+    /// Sends the oldest batch with fetch, unless a send is in flight, consent is
+    /// missing, or a retry is pending.
+    pub fn flush(&mut self) {
+        if !self.granted() {
+            self.resolve_waiters(false);
+            return;
+        }
+        if self.sending {
+            return;
+        }
+        let now = env::now();
+        if now < self.retry_at {
+            if self.timer.is_none() {
+                self.schedule(self.retry_at - now);
+            }
+            self.resolve_waiters(false);
+            return;
+        }
+        if self.queue.is_empty() {
+            self.resolve_waiters(true);
+            return;
+        }
+        let (batch, body) = self.body_for(self.cfg.max_batch_bytes);
+        self.inflight = batch;
+        self.sending = true;
+        self.persist(false);
+        self.inflight_keepalive = transport::post(&self.url(), body, &self.cb);
+    }
+
+    /// The batch fetch got an answer (status 0: a network error).
+    pub fn on_outcome(&mut self, o: transport::Outcome) {
+        if !self.sending {
+            return;
+        }
+        self.sending = false;
+        let batch = core::mem::take(&mut self.inflight);
+        let verdict = backoff::verdict(o.status);
+        match verdict {
+            Verdict::Done => {
+                self.attempt = 0;
+                self.retry_at = 0.0;
+            }
+            Verdict::Retry => {
+                self.attempt += 1;
+                let mut delay = backoff::delay_ms(self.attempt, js_sys::Math::random());
+                if let Some(ra) = o.retry_after_ms {
+                    delay = delay.max(ra);
+                }
+                self.retry_at = env::now() + delay;
+                self.queue.unshift(batch);
+                self.schedule(delay);
+            }
+            Verdict::Drop => {
+                self.attempt = 0;
+                self.retry_at = 0.0;
+                if !self.warned {
+                    self.warned = true;
+                    let mut m =
+                        String::from("clickstream: the collector refused a batch with HTTP ");
+                    crate::json::push_u64(&mut m, o.status as u64);
+                    m.push_str("; its events were dropped and will not be retried");
+                    transport::warn(&m);
+                }
+            }
+        }
+        self.persist(false);
+        if verdict == Verdict::Retry {
+            self.resolve_waiters(false);
+        } else if !self.waiters.is_empty()
+            || self.queue.len() >= self.cfg.flush_at
+            || self.queue.bytes() >= self.cfg.max_batch_bytes
+        {
+            self.flush();
+        } else {
+            self.flush_soon();
+        }
+    }
+
+    pub fn add_waiter(&mut self, resolve: Function) {
+        self.waiters.push(resolve);
+    }
+
+    fn resolve_waiters(&mut self, ok: bool) {
+        for f in core::mem::take(&mut self.waiters) {
+            let _ = f.call1(&JsValue::NULL, &JsValue::from_bool(ok));
+        }
+    }
+
+    /// The page is being hidden (`leaving == false`) or left: queue the engagement event
+    /// and hand the queue to `sendBeacon`, unless the collector is failing, in which case
+    /// the queue stays in storage for the next page load. Whatever the beacon quota does not
+    /// take stays stored too.
+    pub fn hide(&mut self, leaving: bool) {
+        self.report_engagement();
+        if !self.granted() {
+            return;
+        }
+        if self.attempt == 0 {
+            let url = self.url();
+            while !self.queue.is_empty() {
+                let (batch, body) = self.body_for(KEEPALIVE_MAX);
+                if !transport::beacon(&url, &body) {
+                    self.queue.unshift(batch);
+                    break;
+                }
+            }
+        }
+        self.persist(leaving);
+    }
+
+    /// `{queued, inflight, dropped}` as JSON text.
+    pub fn stats(&self) -> String {
+        let mut s = String::new();
+        crate::json::Obj::new(&mut s)
+            .num("queued", self.queue.len() as u64)
+            .num("inflight", self.inflight.len() as u64)
+            .num("dropped", self.queue.dropped as u64)
+            .str("anonymousId", &self.anon)
+            .opt("userId", self.user.as_deref())
+            .str(
+                "consent",
+                match self.consent {
+                    Consent::Granted => "granted",
+                    Consent::Pending => "pending",
+                    Consent::Denied => "denied",
+                },
+            )
+            .end();
+        s
+    }
+}
