@@ -29,9 +29,18 @@ wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name tracker_co
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$pkg/tracker_core_bg.wasm" -o "$pkg/tracker_core_bg.wasm"
 
+# One ES module: the wasm-bindgen glue and the hand-written wrapper/host (tracker/js)
+# are joined and minified together (one request, one gzip stream, shared mangling).
 terser=$tools/node_modules/.bin/terser
-"$terser" "$pkg/tracker_core.js" --module --compress --mangle -o "$pkg/tracker_core.js"
-"$terser" tracker/js/index.js --module --compress --mangle -o "$pkg/index.js"
+glue=$pkg/tracker_core.js
+grep -q '^export function call(' "$glue" && grep -q '^export { initSync, __wbg_init as default };$' "$glue" \
+  || { echo "unexpected wasm-bindgen glue layout; update scripts/build-tracker.sh" >&2; exit 1; }
+{
+  sed -e 's/^export function call(/function call(/' -e '/^export { initSync, __wbg_init as default };$/d' "$glue"
+  sed -e "s#^import load, { call } from './tracker_core.js';#const load = __wbg_init;#" tracker/js/index.js
+} > "$pkg/bundle.js"
+"$terser" "$pkg/bundle.js" --module --compress passes=2 --mangle -o "$pkg/index.js"
+rm "$pkg/bundle.js" "$glue"
 "$terser" www/snippet.js --compress --mangle -o "$pkg/snippet.min.js"
 cp tracker/js/index.d.ts tracker/README.md "$pkg/"
 
@@ -52,7 +61,7 @@ cat > "$pkg/package.json" <<JSON
     "./snippet.min.js": "./snippet.min.js",
     "./package.json": "./package.json"
   },
-  "files": ["index.js", "index.d.ts", "tracker_core.js", "tracker_core_bg.wasm", "snippet.min.js", "README.md"],
+  "files": ["index.js", "index.d.ts", "tracker_core_bg.wasm", "snippet.min.js", "README.md"],
   "sideEffects": false
 }
 JSON

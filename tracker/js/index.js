@@ -1,42 +1,162 @@
 // The npm entry point: `init(config)` returns a tracker at once. Calls made before the
 // WebAssembly module has loaded are queued and replayed in order; if it fails to load,
 // the tracker stays a silent no-op. No method ever throws into the page.
-import load, * as core from './tracker_core.js';
+//
+// `host` is everything the Rust core needs from the browser (see tracker/src/host.rs):
+// reads of page state, Web Storage, fetch/sendBeacon, timers and the listeners. It only
+// moves data; every decision is made in the wasm module.
+import load, { call } from './tracker_core.js';
 
 const METHODS = ['track', 'page', 'identify', 'group', 'alias', 'reset', 'consent'];
 
-export function init(config, wasm) {
-  const queue = [];
-  let live = null;
-  const t = {};
-  const call = (m, a) => {
-    try {
-      return core[m](a[0], a[1]);
-    } catch (e) {
-      // A trap inside the module must not reach the host page.
+// Arguments cross into wasm as text: objects as JSON, the rest with String().
+const text = (v) => (v == null ? undefined : typeof v == 'object' ? JSON.stringify(v) : String(v));
+
+const run = (m, a, b, h) => {
+  try {
+    return call(m, h, text(a), text(b));
+  } catch (e) {
+    // A trap inside the module, or properties JSON.stringify rejects (cycles, BigInt):
+    // the call is dropped, the host page never sees an exception.
+  }
+};
+
+let config = {};
+let waiters = [];
+
+const area = (a) => (a == 1 ? localStorage : sessionStorage);
+const attempt = (f, fallback) => {
+  try {
+    return f();
+  } catch (e) {
+    return fallback;
+  }
+};
+
+const host = {
+  opt: (k) => (config[k] == null ? undefined : String(config[k])),
+  settle: (ok) => waiters.splice(0).forEach((w) => w(ok)),
+  now: () => Date.now(),
+  iso: () => new Date().toISOString(),
+  random: () => Math.random(),
+  uuid: () =>
+    attempt(
+      () => crypto.randomUUID(),
+      '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) =>
+        (c ^ ((attempt(() => crypto.getRandomValues(new Uint8Array(1))[0], Math.random() * 256) & 15) >> (c / 4))).toString(16),
+      ),
+    ),
+  href: () => location.href,
+  title: () => document.title,
+  referrer: () => document.referrer,
+  hostname: () => location.hostname,
+  visible: () => document.visibilityState != 'hidden',
+  depth: () => {
+    const h = document.documentElement.scrollHeight;
+    const seen = scrollY + innerHeight;
+    return h > 0 && seen < h ? Math.floor((seen / h) * 100) : 100;
+  },
+  privacy: (dnt, gpc) => (dnt && navigator.doNotTrack == '1') || (gpc && navigator.globalPrivacyControl === true),
+  statics: () =>
+    JSON.stringify({
+      locale: navigator.language,
+      timezone: attempt(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
+      screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
+      userAgent: navigator.userAgent,
+    }).slice(1, -1),
+  get: (a, k) => attempt(() => area(a).getItem(k)),
+  set: (a, k, v) => attempt(() => (area(a).setItem(k, v), true), false),
+  del: (a, k) => attempt(() => area(a).removeItem(k)),
+  keys: (a, p) =>
+    attempt(() => {
+      const s = area(a);
+      const out = [];
+      for (let i = 0; i < s.length; i++) if (s.key(i).startsWith(p)) out.push(s.key(i));
+      return out.join('\n');
+    }, ''),
+  post: (url, body, keepalive) =>
+    fetch(url, { method: 'POST', body, keepalive, credentials: 'omit' }).then(
+      (r) => run('_done', r.status, r.headers.get('retry-after')),
+      () => run('_done', 0),
+    ),
+  beacon: (url, body) => attempt(() => navigator.sendBeacon(url, body), false),
+  timer: (ms) => setTimeout(() => run('_tick'), ms),
+  clear: (id) => clearTimeout(id),
+  warn: (m) => console.warn(m),
+  parseDate: (s) => Date.parse(s),
+  listen: (spa, clicks, declarative, engagement) => {
+    const on = (t, type, f) => t.addEventListener(type, f, { capture: true, passive: true });
+    on(document, 'visibilitychange', () => run('_vis', host.visible() || undefined));
+    on(window, 'pagehide', () => run('_hide'));
+    on(window, 'pageshow', (e) => e.persisted && run('_show'));
+    if (spa) {
+      const nav = () => setTimeout(() => run('_nav'));
+      ['pushState', 'replaceState'].forEach((k) => {
+        const orig = history[k];
+        history[k] = function () {
+          const r = orig.apply(this, arguments);
+          nav();
+          return r;
+        };
+      });
+      on(window, 'popstate', nav);
+      on(window, 'hashchange', nav);
     }
-  };
+    const click = (e) => {
+      const t = e.target;
+      if (!t || !t.closest) return;
+      const el = declarative && t.closest('[data-track]');
+      if (el) {
+        const props = {};
+        for (const a of el.attributes) if (a.name.startsWith('data-track-')) props[a.name.slice(11)] = a.value;
+        run('track', el.getAttribute('data-track'), props);
+      } else if (clicks) {
+        const a = t.closest('a[href]');
+        if (a) run('_link', a.href, a.hasAttribute('download') || undefined);
+      }
+    };
+    if (clicks || declarative) {
+      on(document, 'click', click);
+      on(document, 'auxclick', click);
+    }
+    if (engagement) {
+      const input = () => run('_input');
+      on(window, 'pointerdown', input);
+      on(window, 'keydown', input);
+      on(window, 'scroll', () => run('_input', host.depth()));
+    }
+  },
+};
+
+export function init(cfg, wasm) {
+  let queue = [];
+  let live = false;
+  const t = {};
   METHODS.forEach((m) => {
-    t[m] = (...a) => {
-      live ? call(m, a) : queue && queue.push([m, a]);
+    t[m] = (a, b) => {
+      // page(properties) and identify(traits): the name/id may be left out.
+      if ((m == 'page' || m == 'identify') && a && typeof a == 'object') (b = a), (a = undefined);
+      live ? run(m, a, b) : queue && queue.push([m, a, b]);
       return t;
     };
   });
   t.ready = load(wasm ? { module_or_path: wasm } : undefined).then(
     () => {
-      call('start', [config || {}]);
+      config = cfg || {};
+      run('start', 0, 0, host);
       live = true;
-      queue.splice(0).forEach(([m, a]) => call(m, a));
+      queue.forEach((c) => run(...c));
+      queue = null;
       return t;
     },
     () => {
-      queue.length = 0;
-      live = false;
+      queue = null;
       return t;
     },
   );
-  t.flush = () => t.ready.then(() => (live ? call('flush', []) : false));
-  t.stats = () => (live ? call('stats', []) : null);
+  t.flush = () =>
+    t.ready.then(() => (live ? new Promise((resolve) => (waiters.push(resolve), run('flush'))) : false));
+  t.stats = () => (live ? attempt(() => JSON.parse(run('stats')), null) : null);
   return t;
 }
 

@@ -1,14 +1,12 @@
-//! The tracker's settings, read from the plain JavaScript object given to `init` (or built
-//! by the snippet from its `data-*` attributes, where every value is a string).
+//! The tracker's settings, from the plain JavaScript object given to `init` (or built by
+//! the snippet from its `data-*` attributes, where every value is a string).
 //!
-//! Read field by field with `js_sys::Reflect` rather than a serde `Deserialize`: serde's
-//! machinery and error strings cost about 15 KB of wasm for a dozen fields.
+//! Read field by field as text rather than with a serde `Deserialize`: serde's machinery
+//! and error strings cost about 15 KB of wasm for a dozen fields.
 
 use crate::text;
 use alloc::string::String;
 use alloc::vec::Vec;
-use js_sys::{Array, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
 
 /// The visitor's consent state, as reported by the site's consent banner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,53 +66,30 @@ pub const KEEPALIVE_MAX: usize = 32 * 1024;
 /// The collector's body limit, with room to spare.
 const REQUEST_MAX: usize = 450_000;
 
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn string(o: &JsValue, k: &str) -> Option<String> {
-    get(o, k).as_string()
-}
-
-/// A switch: a boolean, or the text of a data attribute ("false"/"0"/"off" are false).
-fn flag(o: &JsValue, k: &str, default: bool) -> bool {
-    let v = get(o, k);
-    if let Some(b) = v.as_bool() {
-        return b;
-    }
-    match v.as_string() {
+/// A switch: "false"/"0"/"off"/"no" are false, any other text true, absent the default.
+fn flag(v: Option<String>, default: bool) -> bool {
+    match v {
         Some(s) => !matches!(s.as_str(), "false" | "0" | "off" | "no"),
         None => default,
     }
 }
 
-/// A positive integer: a number, or decimal text; otherwise the default.
-fn count(o: &JsValue, k: &str, default: usize) -> usize {
-    let v = get(o, k);
-    let n = match v.as_f64() {
-        Some(f) if (1.0..4e9).contains(&f) => Some(f as usize),
-        Some(_) => None,
-        None => v
-            .as_string()
-            .and_then(|s| text::parse_u64(text::trim(&s)))
-            .map(|n| n.min(u32::MAX as u64) as usize),
-    };
-    n.filter(|&n| n > 0).unwrap_or(default)
+/// A positive integer in decimal text; otherwise the default.
+fn count(v: Option<String>, default: usize) -> usize {
+    v.and_then(|s| text::parse_u64(text::trim(&s)))
+        .filter(|&n| n > 0)
+        .map_or(default, |n| n.min(u32::MAX as u64) as usize)
 }
 
-/// A list of names: an array of strings, or comma-separated text.
-fn names(o: &JsValue, k: &str, default: &[&str]) -> Vec<String> {
-    let v = get(o, k);
-    if let Some(s) = v.as_string() {
-        return text::split(&s, b',')
+/// A comma-separated list of names.
+fn names(v: Option<String>, default: &[&str]) -> Vec<String> {
+    match v {
+        Some(s) => text::split(&s, b',')
             .map(text::trim)
             .filter(|s| !s.is_empty())
             .map(String::from)
-            .collect();
-    }
-    match v.dyn_into::<Array>() {
-        Ok(a) => a.iter().filter_map(|x| x.as_string()).collect(),
-        Err(_) => default.iter().map(|s| String::from(*s)).collect(),
+            .collect(),
+        None => default.iter().map(|s| String::from(*s)).collect(),
     }
 }
 
@@ -122,35 +97,88 @@ fn names(o: &JsValue, k: &str, default: &[&str]) -> Vec<String> {
 pub const DEFAULT_REDACT: &[&str] = &["token", "access_token", "password", "email"];
 
 impl Config {
-    /// Reads the config object; `origin` is the page's origin, the default endpoint
-    /// (the collector serving the tracker first-party).
-    pub fn read(o: &JsValue, origin: String) -> Config {
-        let mut endpoint = string(o, "endpoint")
-            .filter(|s| !s.is_empty())
-            .unwrap_or(origin);
+    /// Reads the settings through `get`, which returns a field of the config object as
+    /// text (`js/index.js` turns booleans, numbers and arrays into strings). The
+    /// endpoint defaults to "" (same origin: the collector serving the tracker
+    /// first-party).
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Config {
+        let mut endpoint = get("endpoint").unwrap_or_default();
         while endpoint.ends_with('/') {
             endpoint.pop();
         }
         Config {
-            write_key: string(o, "writeKey").unwrap_or_default(),
+            write_key: get("writeKey").unwrap_or_default(),
             endpoint,
-            flush_at: count(o, "flushAt", 20),
-            flush_interval_ms: count(o, "flushInterval", 5_000) as f64,
-            max_batch_bytes: count(o, "maxBatchBytes", KEEPALIVE_MAX).clamp(1024, REQUEST_MAX),
-            max_queue_events: count(o, "maxQueueEvents", 1_000),
-            max_queue_bytes: count(o, "maxQueueBytes", 1_000_000),
-            cookieless: flag(o, "cookieless", false),
-            redact: names(o, "redactParams", DEFAULT_REDACT),
-            respect_dnt: flag(o, "respectDnt", true),
-            respect_gpc: flag(o, "respectGpc", true),
-            consent: string(o, "consent")
+            flush_at: count(get("flushAt"), 20),
+            flush_interval_ms: count(get("flushInterval"), 5_000) as f64,
+            max_batch_bytes: count(get("maxBatchBytes"), KEEPALIVE_MAX).clamp(1024, REQUEST_MAX),
+            max_queue_events: count(get("maxQueueEvents"), 1_000),
+            max_queue_bytes: count(get("maxQueueBytes"), 1_000_000),
+            cookieless: flag(get("cookieless"), false),
+            redact: names(get("redactParams"), DEFAULT_REDACT),
+            respect_dnt: flag(get("respectDnt"), true),
+            respect_gpc: flag(get("respectGpc"), true),
+            consent: get("consent")
                 .and_then(|s| Consent::parse(&s))
                 .unwrap_or(Consent::Granted),
-            auto_page: flag(o, "autoPage", true),
-            auto_spa: flag(o, "autoSpa", true),
-            auto_clicks: flag(o, "autoClicks", true),
-            auto_declarative: flag(o, "autoDeclarative", true),
-            auto_engagement: flag(o, "autoEngagement", true),
+            auto_page: flag(get("autoPage"), true),
+            auto_spa: flag(get("autoSpa"), true),
+            auto_clicks: flag(get("autoClicks"), true),
+            auto_declarative: flag(get("autoDeclarative"), true),
+            auto_engagement: flag(get("autoEngagement"), true),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn from(pairs: &[(&str, &str)]) -> Config {
+        Config::read(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| String::from(*v))
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let c = from(&[]);
+        assert_eq!(
+            (c.flush_at, c.flush_interval_ms, c.max_batch_bytes),
+            (20, 5_000.0, KEEPALIVE_MAX)
+        );
+        assert_eq!(c.endpoint, "");
+        assert_eq!(c.consent, Consent::Granted);
+        assert!(c.respect_dnt && c.respect_gpc && c.auto_page && c.auto_spa && !c.cookieless);
+        assert_eq!(c.redact, vec!["token", "access_token", "password", "email"]);
+    }
+
+    #[test]
+    fn reads_data_attribute_text() {
+        let c = from(&[
+            ("endpoint", "https://c.example/"),
+            ("writeKey", "wk"),
+            ("flushAt", " 5 "),
+            ("flushInterval", "abc"),
+            ("maxBatchBytes", "10"),
+            ("cookieless", "true"),
+            ("autoClicks", "false"),
+            ("redactParams", "a, b,,c"),
+            ("consent", "pending"),
+        ]);
+        assert_eq!(c.endpoint, "https://c.example");
+        assert_eq!(c.write_key, "wk");
+        assert_eq!(c.flush_at, 5);
+        assert_eq!(c.flush_interval_ms, 5_000.0);
+        assert_eq!(c.max_batch_bytes, 1024);
+        assert!(c.cookieless && !c.auto_clicks);
+        assert_eq!(c.redact, vec!["a", "b", "c"]);
+        assert_eq!(c.consent, Consent::Pending);
     }
 }

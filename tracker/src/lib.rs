@@ -1,6 +1,6 @@
 //! The clickstream browser tracker, compiled to WebAssembly.
 //!
-//! This file is the wasm-bindgen boundary: `start` and the tracker's methods. Nothing
+//! This file is the wasm-bindgen boundary: one exported `call(method, a, b)`. Nothing
 //! here throws into the host page: bad arguments are ignored, and every entry point
 //! degrades to doing nothing. The JavaScript wrapper (`js/index.js`) turns these free
 //! functions into the `init(config)` → tracker API and queues calls until the module has
@@ -17,8 +17,7 @@ mod autotrack;
 mod backoff;
 mod config;
 mod engagement;
-mod env;
-mod ids;
+mod host;
 mod json;
 mod message;
 mod queue;
@@ -31,9 +30,9 @@ mod url;
 
 use alloc::string::String;
 use config::{Config, Consent};
-use js_sys::Promise;
 use tracker::{with, State};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 #[cfg(all(target_arch = "wasm32", feature = "slim"))]
 #[global_allocator]
@@ -47,151 +46,134 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-/// A string argument, or the JSON text of a number (ids are sometimes numbers).
-fn text(v: &JsValue) -> Option<String> {
-    if let Some(s) = v.as_string() {
-        return Some(s).filter(|s| !s.is_empty());
-    }
-    v.as_f64()?;
-    js_sys::JSON::stringify(v).ok()?.as_string()
-}
-
-/// The JSON text of a properties/traits object: `Ok(None)` when absent or not an object,
-/// `Err` when it cannot be serialised (cycles, BigInt): the event is then dropped.
-fn object(v: &JsValue) -> Result<Option<String>, ()> {
-    if !v.is_object() || js_sys::Array::is_array(v) {
-        return Ok(None);
-    }
-    match js_sys::JSON::stringify(v) {
-        Ok(s) => Ok(s.as_string()),
-        Err(_) => {
-            transport::warn("clickstream: properties that JSON.stringify rejects; event dropped");
-            Err(())
-        }
-    }
-}
-
-/// Starts the tracker with the given config (see the README). Later calls do nothing.
-#[wasm_bindgen]
-pub fn start(config: JsValue) {
-    if tracker::started() {
+/// Starts the tracker with the given config (see the README) and host (`js/index.js`).
+/// Later calls do nothing.
+fn start(host: JsValue) {
+    if tracker::started() || !host.is_object() {
         return;
     }
-    let cfg = Config::read(&config, env::origin());
-    let sw = autotrack::Switches {
-        spa: cfg.auto_spa,
-        clicks: cfg.auto_clicks,
-        declarative: cfg.auto_declarative,
-        engagement: cfg.auto_engagement,
-    };
+    let host: host::Host = host.unchecked_into();
+    let cfg = Config::read(|k| host.opt(k));
+    host.listen(
+        cfg.auto_spa,
+        cfg.auto_clicks,
+        cfg.auto_declarative,
+        cfg.auto_engagement,
+    );
     let page = cfg.auto_page;
-    tracker::install(State::new(cfg));
-    if let Some(cb) = with(|s| s.cb.clone()) {
-        autotrack::install(sw, &cb);
-    }
-    if page {
-        with(|s| s.page(None, None));
-    } else {
-        with(|s| s.page_url = url::redact(&env::href(), &s.cfg.redact));
-    }
-}
-
-/// A custom event.
-#[wasm_bindgen]
-pub fn track(event: JsValue, properties: JsValue) {
-    let (Some(e), Ok(p)) = (text(&event), object(&properties)) else {
-        return;
-    };
+    tracker::install(State::new(host, cfg));
     with(|s| {
-        s.enqueue(
-            "track",
-            &[("event", &e)],
-            Some(("properties", p.as_deref().unwrap_or("{}"))),
-        )
-    });
-}
-
-/// A page view; `name` may be left out (`page(properties)`).
-#[wasm_bindgen]
-pub fn page(name: JsValue, properties: JsValue) {
-    let (name, props) = if name.is_object() {
-        (None, &name)
-    } else {
-        (text(&name), &properties)
-    };
-    let Ok(p) = object(props) else { return };
-    with(|s| s.page(name.as_deref(), p.as_deref()));
-}
-
-/// Who the visitor is; `userId` may be left out (`identify(traits)`).
-#[wasm_bindgen]
-pub fn identify(user_id: JsValue, traits: JsValue) {
-    let (user, traits) = if user_id.is_object() {
-        (None, &user_id)
-    } else {
-        (text(&user_id), &traits)
-    };
-    let Ok(t) = object(traits) else { return };
-    with(|s| s.identify(user, t.as_deref()));
-}
-
-/// The account or organisation the visitor belongs to.
-#[wasm_bindgen]
-pub fn group(group_id: JsValue, traits: JsValue) {
-    let (Some(g), Ok(t)) = (text(&group_id), object(&traits)) else {
-        return;
-    };
-    with(|s| {
-        s.enqueue(
-            "group",
-            &[("groupId", &g)],
-            Some(("traits", t.as_deref().unwrap_or("{}"))),
-        )
-    });
-}
-
-/// Links the current identity (userId, else anonymousId) to `newId`.
-#[wasm_bindgen]
-pub fn alias(new_id: JsValue) {
-    let Some(n) = text(&new_id) else { return };
-    with(|s| s.alias(n));
-}
-
-/// Forgets the visitor (logout): new anonymousId, no userId, new session.
-#[wasm_bindgen]
-pub fn reset() {
-    with(|s| s.reset());
-}
-
-/// Sends everything queued now. Resolves to true once the queue is empty, or to false if
-/// it could not be delivered now (it stays queued and is retried).
-#[wasm_bindgen]
-pub fn flush() -> Promise {
-    Promise::new(&mut |resolve, _| {
-        let queued = with(|s| {
-            s.add_waiter(resolve.clone());
-            s.flush();
-        });
-        if queued.is_none() {
-            let _ = resolve.call1(&JsValue::NULL, &JsValue::FALSE);
+        if page {
+            s.page(None, None);
+        } else {
+            s.page_url = url::redact(&s.host.href(), &s.cfg.redact);
         }
-    })
+        if s.cfg.auto_engagement {
+            let d = s.host.depth();
+            s.engagement.scroll(d);
+        }
+    });
 }
 
-/// "granted", "pending" or "denied" (anything else is ignored).
+/// The single entry point: `call(method, host, a, b)` runs one tracker method.
+///
+/// One export, and only strings across it: every export and every JS value handled in
+/// Rust costs shims and bookkeeping in the module and the glue. The ES wrapper
+/// (`js/index.js`) gives it the usual `tracker.track(...)` shape and turns objects into
+/// JSON text (`JSON.stringify`) before they get here.
+///
+/// - `start` (with `host`, the JS host object; null otherwise); `track(event, props)`;
+///   `page(name?, props?)`; `identify(userId?, traits?)`; `group(groupId, traits?)`;
+///   `alias(newId)`; `reset()`; `consent("granted"|"pending"|"denied")`; `flush()`
+///   (settled through `host.settle`); `stats()` → JSON text
+///   `{queued, inflight, dropped, anonymousId, userId, consent}`;
+///   plus the host's reports, whose names start with `_`.
+///
+/// Unknown methods and missing arguments are ignored.
 #[wasm_bindgen]
-pub fn consent(state: JsValue) {
-    if let Some(c) = state.as_string().and_then(|s| Consent::parse(&s)) {
-        with(|s| s.set_consent(c));
+pub fn call(method: &str, host: JsValue, a: Option<String>, b: Option<String>) -> Option<String> {
+    let a = a.filter(|s| !s.is_empty());
+    match method {
+        "start" => start(host),
+        "track" => {
+            if let Some(e) = a {
+                with(|s| {
+                    s.enqueue(
+                        "track",
+                        &[("event", &e)],
+                        Some(("properties", b.as_deref().unwrap_or("{}"))),
+                    )
+                });
+            }
+        }
+        "page" => {
+            with(|s| s.page(a.as_deref(), b.as_deref()));
+        }
+        "identify" => {
+            with(|s| s.identify(a, b.as_deref()));
+        }
+        "group" => {
+            if let Some(g) = a {
+                with(|s| {
+                    s.enqueue(
+                        "group",
+                        &[("groupId", &g)],
+                        Some(("traits", b.as_deref().unwrap_or("{}"))),
+                    )
+                });
+            }
+        }
+        "alias" => {
+            if let Some(n) = a {
+                with(|s| s.alias(n));
+            }
+        }
+        "reset" => {
+            with(|s| s.reset());
+        }
+        "consent" => {
+            if let Some(c) = a.as_deref().and_then(Consent::parse) {
+                with(|s| s.set_consent(c));
+            }
+        }
+        "flush" => {
+            with(|s| s.flush_now());
+        }
+        "stats" => return with(|s| s.stats()),
+        // Reports from the host (see host.rs).
+        "_done" => {
+            with(|s| {
+                let status = a.as_deref().and_then(text::parse_u64).unwrap_or(0);
+                let o = transport::Outcome::read(&s.host, status, b.as_deref());
+                s.on_outcome(o)
+            });
+        }
+        "_tick" => {
+            with(|s| s.tick());
+        }
+        "_nav" => {
+            with(|s| s.on_nav());
+        }
+        "_vis" => {
+            with(|s| s.on_visibility(a.is_some()));
+        }
+        "_hide" => {
+            with(|s| s.hide(true));
+        }
+        "_show" => {
+            with(|s| s.restored());
+        }
+        "_input" => {
+            with(|s| s.on_input(a.as_deref().and_then(text::parse_u64)));
+        }
+        "_link" => {
+            if let Some(href) = a {
+                with(|s| s.on_link(&href, b.is_some()));
+            }
+        }
+        _ => {}
     }
-}
-
-/// `{queued, inflight, dropped, anonymousId, userId, consent}`.
-#[wasm_bindgen]
-pub fn stats() -> JsValue {
-    with(|s| s.stats())
-        .and_then(|t| js_sys::JSON::parse(&t).ok())
-        .unwrap_or(JsValue::NULL)
+    None
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]

@@ -52,8 +52,15 @@ impl Msg<'_> {
     }
 }
 
+/// The library name and version reported in `context.library`.
+pub const LIBRARY: &str = concat!(
+    "{\"name\":\"clickstream-tracker\",\"version\":\"",
+    env!("CARGO_PKG_VERSION"),
+    "\"}"
+);
+
 /// The `context` object. `statics` is the JSON text of the per-browser fields (locale,
-/// timezone, screen, userAgent, library) without braces, computed once at start.
+/// timezone, screen, userAgent) without braces, read once at start.
 pub fn context_json(page: &Page, campaign: Option<&str>, session_id: u64, statics: &str) -> String {
     let mut s = String::with_capacity(256 + statics.len() + page.url.len() * 2);
     let mut o = Obj::new(&mut s);
@@ -69,34 +76,13 @@ pub fn context_json(page: &Page, campaign: Option<&str>, session_id: u64, static
     if let Some(c) = campaign {
         o.raw("campaign", c);
     }
-    o.num("sessionId", session_id);
+    o.num("sessionId", session_id).raw("library", LIBRARY);
     if !statics.is_empty() {
         s.push(',');
         s.push_str(statics);
     }
     s.push('}');
     s
-}
-
-/// The per-browser part of the context, as object fields without braces.
-/// `screen` is the JSON text of the screen object.
-pub fn statics_json(locale: &str, timezone: &str, screen: &str, user_agent: &str) -> String {
-    let mut s = String::new();
-    let mut o = Obj::new(&mut s);
-    o.str("locale", locale)
-        .str("timezone", timezone)
-        .raw("screen", screen)
-        .str("userAgent", user_agent)
-        .raw(
-            "library",
-            concat!(
-                "{\"name\":\"clickstream-tracker\",\"version\":\"",
-                env!("CARGO_PKG_VERSION"),
-                "\"}"
-            ),
-        )
-        .end();
-    String::from(crate::text::sub(&s, 1, s.len() - 1))
 }
 
 #[cfg(test)]
@@ -117,21 +103,16 @@ mod tests {
 
     #[test]
     fn context_has_page_campaign_session_and_statics() {
-        let st = statics_json(
-            "en-US",
-            "Europe/Paris",
-            r#"{"width":1280,"height":720,"density":1}"#,
-            "UA",
-        );
-        let c = context_json(&page(), Some(r#"{"source":"x"}"#), 1_700_000_000_000, &st);
+        let st = r#""locale":"en-US","timezone":"Europe/Paris","screen":{"width":1280,"height":720,"density":1},"userAgent":"UA""#;
+        let c = context_json(&page(), Some(r#"{"source":"x"}"#), 1_700_000_000_000, st);
         assert_eq!(
             c,
             concat!(
                 r#"{"page":{"url":"https://shop.example/p?utm_source=x","path":"/p","search":"?utm_source=x","title":"Shoes","referrer":"https://google.example/"},"#,
-                r#""campaign":{"source":"x"},"sessionId":1700000000000,"locale":"en-US","timezone":"Europe/Paris","#,
-                r#""screen":{"width":1280,"height":720,"density":1},"userAgent":"UA","library":{"name":"clickstream-tracker","version":""#,
+                r#""campaign":{"source":"x"},"sessionId":1700000000000,"library":{"name":"clickstream-tracker","version":""#,
                 env!("CARGO_PKG_VERSION"),
-                r#""}}"#
+                r#""},"locale":"en-US","timezone":"Europe/Paris","#,
+                r#""screen":{"width":1280,"height":720,"density":1},"userAgent":"UA"}"#
             )
         );
     }

@@ -1,79 +1,78 @@
-//! Web Storage that may not be there.
+//! Where identifiers and the queue persist: localStorage, sessionStorage, or nowhere.
 //!
-//! localStorage can be missing, disabled, throw on access (sandboxed iframes, some
-//! privacy modes) or throw on every write (old Safari private mode, a full quota).
-//! Every call here swallows those errors: without storage the tracker still works, it
-//! just cannot carry anything over to the next page.
+//! Storage can be missing, disabled, or throw on every write (old Safari private mode, a
+//! full quota). A store is only used if a probe write succeeds, and every later failure
+//! is swallowed by the host: without storage the tracker still works, it just cannot
+//! carry anything over to the next page.
 
+use crate::host::Host;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Prefix of every key the tracker writes.
 pub const PREFIX: &str = "_cs.";
 
-#[derive(Clone)]
+pub const LOCAL: u8 = 1;
+pub const SESSION: u8 = 2;
+
+#[derive(Clone, Copy)]
 pub struct Store {
-    area: Option<web_sys::Storage>,
+    /// 0: none, LOCAL or SESSION.
+    area: u8,
 }
 
 impl Store {
     /// No storage: everything stays in memory.
     pub fn none() -> Store {
-        Store { area: None }
+        Store { area: 0 }
     }
 
-    /// localStorage (`session == false`) or sessionStorage, if it can be written.
-    pub fn open(session: bool) -> Store {
-        let area = web_sys::window().and_then(|w| {
-            let a = if session {
-                w.session_storage()
-            } else {
-                w.local_storage()
-            };
-            a.ok().flatten()
-        });
-        let area = area.filter(|a| {
-            let probe = "_cs.probe";
-            let ok = a.set_item(probe, "1").is_ok();
-            let _ = a.remove_item(probe);
-            ok
-        });
-        Store { area }
+    /// `area` (LOCAL or SESSION) if it can be written, else none.
+    pub fn open(h: &Host, area: u8) -> Store {
+        let probe = "_cs.probe";
+        let ok = h.set(area, probe, "1");
+        h.del(area, probe);
+        Store {
+            area: if ok { area } else { 0 },
+        }
     }
 
-    pub fn get(&self, key: &str) -> Option<String> {
-        self.area.as_ref()?.get_item(key).ok().flatten()
+    pub fn get(&self, h: &Host, key: &str) -> Option<String> {
+        if self.area == 0 {
+            return None;
+        }
+        h.get(self.area, key)
     }
 
     /// Returns false when the value could not be stored.
-    pub fn set(&self, key: &str, value: &str) -> bool {
-        self.area
-            .as_ref()
-            .is_some_and(|a| a.set_item(key, value).is_ok())
+    pub fn set(&self, h: &Host, key: &str, value: &str) -> bool {
+        self.area != 0 && h.set(self.area, key, value)
     }
 
-    pub fn remove(&self, key: &str) {
-        if let Some(a) = &self.area {
-            let _ = a.remove_item(key);
+    pub fn remove(&self, h: &Host, key: &str) {
+        if self.area != 0 {
+            h.del(self.area, key);
         }
     }
 
     /// All keys starting with `prefix`.
-    pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let Some(a) = &self.area else {
+    pub fn keys(&self, h: &Host, prefix: &str) -> Vec<String> {
+        if self.area == 0 {
             return Vec::new();
-        };
-        let n = a.length().unwrap_or(0);
-        (0..n)
-            .filter_map(|i| a.key(i).ok().flatten())
-            .filter(|k| k.starts_with(prefix))
+        }
+        crate::text::split(&h.keys(self.area, prefix), b'\n')
+            .filter(|k| !k.is_empty())
+            .map(String::from)
             .collect()
     }
 
-    /// Removes every tracker key.
-    pub fn wipe(&self) {
-        for k in self.keys(PREFIX) {
-            self.remove(&k);
+    /// Removes every tracker key from both areas.
+    pub fn wipe(h: &Host) {
+        for area in [LOCAL, SESSION] {
+            let s = Store { area };
+            for k in s.keys(h, PREFIX) {
+                s.remove(h, &k);
+            }
         }
     }
 }

@@ -9,21 +9,19 @@
 use crate::backoff::{self, Verdict};
 use crate::config::{Config, Consent, KEEPALIVE_MAX};
 use crate::engagement::Engagement;
-use crate::env::{self, PageInfo};
-use crate::message::{context_json, Msg};
+use crate::host::Host;
+use crate::message::{context_json, Msg, Page};
 use crate::queue::{self, Queue};
 use crate::session::Session;
-use crate::storage::Store;
-use crate::{ids, transport, url};
+use crate::storage::{Store, LOCAL, SESSION};
+use crate::{text, transport, url};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use js_sys::Function;
-use wasm_bindgen::JsValue;
 
 /// The collector's per-event limit is 32 KB; leave room for the batch envelope.
 pub const MAX_EVENT_BYTES: usize = 32_000;
-/// A queue left behind by a tab that did not say goodbye is adopted after this long.
+/// A queue left behind by a page that did not say goodbye is adopted after this long.
 const STALE_QUEUE_MS: f64 = 30.0 * 60.0 * 1000.0;
 
 const K_ANON: &str = "_cs.aid";
@@ -32,6 +30,7 @@ const K_SESSION: &str = "_cs.session";
 const K_QUEUE: &str = "_cs.q.";
 
 pub struct State {
+    pub host: Host,
     pub cfg: Config,
     consent: Consent,
     /// Where identifiers and the queue persist; `Store::none()` unless consent is granted.
@@ -48,18 +47,16 @@ pub struct State {
     /// Consecutive failed attempts and the time before which no retry is made.
     attempt: u32,
     retry_at: f64,
-    timer: Option<i32>,
-    /// `flush()` promises waiting for the queue to drain.
-    waiters: Vec<Function>,
+    timer: Option<f64>,
+    /// Whether `flush()` promises wait for the queue to drain.
+    waiting: bool,
     warned: bool,
     /// This page's storage key for its queue.
     queue_key: String,
     /// The last page view's URL (for SPA de-duplication) and its referrer.
     pub page_url: String,
-    pub referrer: String,
+    referrer: String,
     pub engagement: Engagement,
-    /// The one callback for listeners, timers and fetches (see `autotrack`).
-    pub cb: Function,
 }
 
 struct Global(RefCell<Option<State>>);
@@ -68,7 +65,7 @@ struct Global(RefCell<Option<State>>);
 unsafe impl Sync for Global {}
 static STATE: Global = Global(RefCell::new(None));
 
-/// Runs `f` on the tracker state; `None` before `init` or on re-entry.
+/// Runs `f` on the tracker state; `None` before `start` or on re-entry.
 pub fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     let mut g = STATE.0.try_borrow_mut().ok()?;
     g.as_mut().map(f)
@@ -84,34 +81,30 @@ pub fn install(s: State) {
     }
 }
 
-fn area(cfg: &Config) -> Store {
-    Store::open(cfg.cookieless)
-}
-
 impl State {
-    pub fn new(cfg: Config) -> State {
-        let now = env::now();
+    pub fn new(host: Host, cfg: Config) -> State {
+        let now = host.now();
         let mut consent = cfg.consent;
-        if env::privacy_signal(cfg.respect_dnt, cfg.respect_gpc) {
+        if host.privacy(cfg.respect_dnt, cfg.respect_gpc) {
             consent = Consent::Denied;
         }
         // Reading what an earlier, consented visit stored is not storing anything new.
         let area = if consent == Consent::Denied {
             Store::none()
         } else {
-            area(&cfg)
+            Store::open(&host, area(&cfg))
         };
         let anon = area
-            .get(K_ANON)
+            .get(&host, K_ANON)
             .filter(|a| !a.is_empty())
-            .unwrap_or_else(ids::uuid_v4);
-        let user = area.get(K_USER).filter(|u| !u.is_empty());
+            .unwrap_or_else(|| host.uuid());
+        let user = area.get(&host, K_USER).filter(|u| !u.is_empty());
         let session = area
-            .get(K_SESSION)
+            .get(&host, K_SESSION)
             .and_then(|s| Session::decode(&s))
             .unwrap_or(Session { id: now, last: 0.0 });
-        let mut tab = String::from(K_QUEUE);
-        tab.push_str(crate::text::sub(&ids::uuid_v4(), 0, 8));
+        let mut queue_key = String::from(K_QUEUE);
+        queue_key.push_str(text::sub(&host.uuid(), 0, 8));
         let mut s = State {
             queue: Queue::new(cfg.max_queue_events, cfg.max_queue_bytes),
             consent: Consent::Pending,
@@ -119,21 +112,21 @@ impl State {
             anon,
             user,
             session,
-            statics: env::statics(),
+            statics: host.statics(),
             inflight: Vec::new(),
             inflight_keepalive: false,
             sending: false,
             attempt: 0,
             retry_at: 0.0,
             timer: None,
-            waiters: Vec::new(),
+            waiting: false,
             warned: false,
-            queue_key: tab,
+            queue_key,
             page_url: String::new(),
-            referrer: env::doc_referrer(),
-            engagement: Engagement::new(now, env::visible()),
-            cb: crate::autotrack::callback(),
+            referrer: host.referrer(),
+            engagement: Engagement::new(now, host.visible()),
             cfg,
+            host,
         };
         s.set_consent(consent);
         s
@@ -148,16 +141,16 @@ impl State {
     pub fn set_consent(&mut self, c: Consent) {
         if self.consent == Consent::Denied && c != Consent::Denied {
             // Identifiers from before the denial are gone; start fresh.
-            self.anon = ids::uuid_v4();
+            self.anon = self.host.uuid();
             self.user = None;
         }
         self.consent = c;
         match c {
             Consent::Granted => {
-                self.store = area(&self.cfg);
-                self.store.set(K_ANON, &self.anon);
+                self.store = Store::open(&self.host, area(&self.cfg));
+                self.store.set(&self.host, K_ANON, &self.anon);
                 if let Some(u) = &self.user {
-                    self.store.set(K_USER, u);
+                    self.store.set(&self.host, K_USER, u);
                 }
                 self.adopt_orphans();
                 self.persist(false);
@@ -167,8 +160,7 @@ impl State {
             Consent::Denied => {
                 self.queue.clear();
                 self.store = Store::none();
-                Store::open(false).wipe();
-                Store::open(true).wipe();
+                Store::wipe(&self.host);
                 self.resolve_waiters(false);
             }
         }
@@ -179,14 +171,32 @@ impl State {
     /// Builds one message and queues it. `fields` are the type-specific string fields,
     /// `payload` the properties/traits object (JSON text).
     pub fn enqueue(&mut self, kind: &str, fields: &[(&str, &str)], payload: Option<(&str, &str)>) {
+        self.enqueue_with(kind, fields, payload, true);
+    }
+
+    fn enqueue_with(
+        &mut self,
+        kind: &str,
+        fields: &[(&str, &str)],
+        payload: Option<(&str, &str)>,
+        may_flush: bool,
+    ) {
         if self.consent == Consent::Denied {
             return;
         }
-        let now = env::now();
-        self.session.touch(now);
-        self.store.set(K_SESSION, &self.session.encode());
-        let info = PageInfo::read(&self.referrer, &self.cfg.redact);
-        let page = info.page();
+        let h = &self.host;
+        self.session.touch(h.now());
+        self.store.set(h, K_SESSION, &self.session.encode());
+        let page_url = url::redact(&h.href(), &self.cfg.redact);
+        let referrer = url::redact(&self.referrer, &self.cfg.redact);
+        let title = h.title();
+        let page = Page {
+            url: &page_url,
+            path: url::path(&page_url),
+            search: url::search(&page_url),
+            title: &title,
+            referrer: &referrer,
+        };
         let campaign = url::campaign_json(page.search);
         let context = context_json(
             &page,
@@ -194,8 +204,8 @@ impl State {
             self.session.id as u64,
             &self.statics,
         );
-        let id = ids::uuid_v4();
-        let ts = env::iso_now();
+        let id = h.uuid();
+        let ts = h.iso();
         let json = Msg {
             kind,
             message_id: &id,
@@ -208,11 +218,14 @@ impl State {
         }
         .to_json();
         if json.len() > MAX_EVENT_BYTES {
-            transport::warn("clickstream: event over 32 KB dropped");
+            h.warn("clickstream: event over 32 KB dropped");
             return;
         }
         self.queue.push(json);
         self.persist(false);
+        if !may_flush {
+            return;
+        }
         if self.queue.len() >= self.cfg.flush_at || self.queue.bytes() >= self.cfg.max_batch_bytes {
             self.flush();
         } else {
@@ -220,37 +233,9 @@ impl State {
         }
     }
 
-    pub fn identify(&mut self, user: Option<String>, traits: Option<&str>) {
-        if let Some(u) = user {
-            self.store.set(K_USER, &u);
-            self.user = Some(u);
-        }
-        self.enqueue("identify", &[], traits.map(|t| ("traits", t)));
-    }
-
-    pub fn alias(&mut self, new_id: String) {
-        let previous = self.user.clone().unwrap_or_else(|| self.anon.clone());
-        self.store.set(K_USER, &new_id);
-        self.user = Some(new_id.clone());
-        self.enqueue("alias", &[("previousId", &previous)], None);
-    }
-
-    /// Forgets the visitor: new anonymousId, no userId, new session.
-    pub fn reset(&mut self) {
-        self.user = None;
-        self.anon = ids::uuid_v4();
-        self.session = Session {
-            id: env::now(),
-            last: 0.0,
-        };
-        self.store.remove(K_USER);
-        self.store.remove(K_SESSION);
-        self.store.set(K_ANON, &self.anon);
-    }
-
     /// A page view. The URL it was taken on becomes the referrer of the next one (SPA).
     pub fn page(&mut self, name: Option<&str>, props: Option<&str>) {
-        let href = url::redact(&env::href(), &self.cfg.redact);
+        let href = url::redact(&self.host.href(), &self.cfg.redact);
         if !self.page_url.is_empty() && self.page_url != href {
             self.referrer = core::mem::take(&mut self.page_url);
         }
@@ -262,40 +247,53 @@ impl State {
         self.enqueue("page", fields, Some(("properties", props.unwrap_or("{}"))));
     }
 
+    pub fn identify(&mut self, user: Option<String>, traits: Option<&str>) {
+        if let Some(u) = user {
+            self.store.set(&self.host, K_USER, &u);
+            self.user = Some(u);
+        }
+        self.enqueue("identify", &[], traits.map(|t| ("traits", t)));
+    }
+
+    pub fn alias(&mut self, new_id: String) {
+        let previous = self.user.clone().unwrap_or_else(|| self.anon.clone());
+        self.store.set(&self.host, K_USER, &new_id);
+        self.user = Some(new_id);
+        self.enqueue("alias", &[("previousId", &previous)], None);
+    }
+
+    /// Forgets the visitor: new anonymousId, no userId, new session.
+    pub fn reset(&mut self) {
+        self.user = None;
+        self.anon = self.host.uuid();
+        self.session = Session {
+            id: self.host.now(),
+            last: 0.0,
+        };
+        self.store.remove(&self.host, K_USER);
+        self.store.remove(&self.host, K_SESSION);
+        self.store.set(&self.host, K_ANON, &self.anon);
+    }
+
     /// Queues the engagement event for the page view being left or hidden, if any.
     pub fn report_engagement(&mut self) {
         if !self.cfg.auto_engagement {
             return;
         }
-        if let Some((ms, depth)) = self.engagement.report(env::now()) {
+        if let Some((ms, depth)) = self.engagement.report(self.host.now()) {
             let mut p = String::new();
             crate::json::Obj::new(&mut p)
                 .num("engagedMs", ms)
                 .num("scrollDepth", depth as u64)
                 .str("url", &self.page_url)
                 .end();
-            self.enqueue_quiet(
+            self.enqueue_with(
                 "track",
                 &[("event", "Page Engagement")],
                 Some(("properties", &p)),
+                false,
             );
         }
-    }
-
-    /// Queues without triggering a fetch (used while the page is going away).
-    fn enqueue_quiet(
-        &mut self,
-        kind: &str,
-        fields: &[(&str, &str)],
-        payload: Option<(&str, &str)>,
-    ) {
-        let flush_at = self.cfg.flush_at;
-        self.cfg.flush_at = usize::MAX;
-        let max = self.cfg.max_batch_bytes;
-        self.cfg.max_batch_bytes = usize::MAX;
-        self.enqueue(kind, fields, payload);
-        self.cfg.flush_at = flush_at;
-        self.cfg.max_batch_bytes = max;
     }
 
     // ----- persistence -----
@@ -308,39 +306,33 @@ impl State {
             return;
         }
         let skip_inflight = leaving && self.inflight_keepalive;
-        let pending = self.queue.len()
-            + if skip_inflight {
-                0
-            } else {
-                self.inflight.len()
-            };
-        if pending == 0 {
-            self.store.remove(&self.queue_key);
+        let inflight: &[String] = if skip_inflight { &[] } else { &self.inflight };
+        if self.queue.is_empty() && inflight.is_empty() {
+            self.store.remove(&self.host, &self.queue_key);
             return;
         }
-        let mut text = env::ms_text(env::now());
+        let mut text = crate::json::u64_str(self.host.now() as u64);
         text.push_str(if leaving { " o\n" } else { " l\n" });
-        let inflight: &[String] = if skip_inflight { &[] } else { &self.inflight };
         text.push_str(&queue::encode(inflight.iter().chain(self.queue.iter())));
-        self.store.set(&self.queue_key, &text);
+        self.store.set(&self.host, &self.queue_key, &text);
     }
 
     /// Takes over queues that earlier pages left behind (orphaned on pagehide, or stale).
     fn adopt_orphans(&mut self) {
-        let now = env::now();
+        let now = self.host.now();
         let mut adopted = Vec::new();
-        for key in self.store.keys(K_QUEUE) {
+        for key in self.store.keys(&self.host, K_QUEUE) {
             if key == self.queue_key {
                 continue;
             }
-            let Some(text) = self.store.get(&key) else {
+            let Some(t) = self.store.get(&self.host, &key) else {
                 continue;
             };
-            let (head, body) = crate::text::split_once(&text, b'\n').unwrap_or((&text, ""));
-            let (ts, flag) = crate::text::split_once(head, b' ').unwrap_or((head, ""));
-            let ts = crate::text::parse_u64(ts).unwrap_or(0) as f64;
+            let (head, body) = text::split_once(&t, b'\n').unwrap_or((&t, ""));
+            let (ts, flag) = text::split_once(head, b' ').unwrap_or((head, ""));
+            let ts = text::parse_u64(ts).unwrap_or(0) as f64;
             if flag == "o" || now - ts > STALE_QUEUE_MS {
-                self.store.remove(&key);
+                self.store.remove(&self.host, &key);
                 adopted.extend(queue::decode(body));
             }
         }
@@ -352,7 +344,7 @@ impl State {
     /// Back from the back/forward cache: if another page adopted what this one left,
     /// forget it here; otherwise take it back.
     pub fn restored(&mut self) {
-        if self.granted() && self.store.get(&self.queue_key).is_none() {
+        if self.granted() && self.store.get(&self.host, &self.queue_key).is_none() {
             self.queue.clear();
         }
         self.persist(false);
@@ -368,19 +360,18 @@ impl State {
     }
 
     fn body_for(&mut self, max: usize) -> (Vec<String>, String) {
-        let sent_at = env::iso_now();
+        let sent_at = self.host.iso();
         let envelope = queue::body(&[], &sent_at, &self.cfg.write_key).len();
         let batch = self.queue.take(max, envelope);
         let body = queue::body(&batch, &sent_at, &self.cfg.write_key);
         (batch, body)
     }
 
-    pub fn schedule(&mut self, ms: f64) {
-        let Some(w) = env::window() else { return };
+    fn schedule(&mut self, ms: f64) {
         if let Some(t) = self.timer.take() {
-            w.clear_timeout_with_handle(t);
+            self.host.clear(t);
         }
-        self.timer = crate::autotrack::later(&self.cb, ms, crate::autotrack::TICK);
+        self.timer = Some(self.host.timer(ms));
     }
 
     /// Makes sure a flush happens within the flush interval.
@@ -406,7 +397,7 @@ impl State {
         if self.sending {
             return;
         }
-        let now = env::now();
+        let now = self.host.now();
         if now < self.retry_at {
             if self.timer.is_none() {
                 self.schedule(self.retry_at - now);
@@ -422,7 +413,7 @@ impl State {
         self.inflight = batch;
         self.sending = true;
         self.persist(false);
-        self.inflight_keepalive = transport::post(&self.url(), body, &self.cb);
+        self.inflight_keepalive = transport::post(&self.host, &self.url(), &body);
     }
 
     /// The batch fetch got an answer (status 0: a network error).
@@ -440,11 +431,11 @@ impl State {
             }
             Verdict::Retry => {
                 self.attempt += 1;
-                let mut delay = backoff::delay_ms(self.attempt, js_sys::Math::random());
+                let mut delay = backoff::delay_ms(self.attempt, self.host.random());
                 if let Some(ra) = o.retry_after_ms {
                     delay = delay.max(ra);
                 }
-                self.retry_at = env::now() + delay;
+                self.retry_at = self.host.now() + delay;
                 self.queue.unshift(batch);
                 self.schedule(delay);
             }
@@ -457,14 +448,14 @@ impl State {
                         String::from("clickstream: the collector refused a batch with HTTP ");
                     crate::json::push_u64(&mut m, o.status as u64);
                     m.push_str("; its events were dropped and will not be retried");
-                    transport::warn(&m);
+                    self.host.warn(&m);
                 }
             }
         }
         self.persist(false);
         if verdict == Verdict::Retry {
             self.resolve_waiters(false);
-        } else if !self.waiters.is_empty()
+        } else if self.waiting
             || self.queue.len() >= self.cfg.flush_at
             || self.queue.bytes() >= self.cfg.max_batch_bytes
         {
@@ -474,20 +465,22 @@ impl State {
         }
     }
 
-    pub fn add_waiter(&mut self, resolve: Function) {
-        self.waiters.push(resolve);
+    /// `flush()` from the API: send now, and settle its promise when done.
+    pub fn flush_now(&mut self) {
+        self.waiting = true;
+        self.flush();
     }
 
     fn resolve_waiters(&mut self, ok: bool) {
-        for f in core::mem::take(&mut self.waiters) {
-            let _ = f.call1(&JsValue::NULL, &JsValue::from_bool(ok));
+        if core::mem::take(&mut self.waiting) {
+            self.host.settle(ok);
         }
     }
 
     /// The page is being hidden (`leaving == false`) or left: queue the engagement event
     /// and hand the queue to `sendBeacon`, unless the collector is failing, in which case
-    /// the queue stays in storage for the next page load. Whatever the beacon quota does not
-    /// take stays stored too.
+    /// the queue stays in storage for the next page load. Whatever the beacon quota does
+    /// not take stays stored too.
     pub fn hide(&mut self, leaving: bool) {
         self.report_engagement();
         if !self.granted() {
@@ -497,7 +490,7 @@ impl State {
             let url = self.url();
             while !self.queue.is_empty() {
                 let (batch, body) = self.body_for(KEEPALIVE_MAX);
-                if !transport::beacon(&url, &body) {
+                if !self.host.beacon(&url, &body) {
                     self.queue.unshift(batch);
                     break;
                 }
@@ -506,7 +499,7 @@ impl State {
         self.persist(leaving);
     }
 
-    /// `{queued, inflight, dropped}` as JSON text.
+    /// `{queued, inflight, dropped, anonymousId, userId, consent}` as JSON text.
     pub fn stats(&self) -> String {
         let mut s = String::new();
         crate::json::Obj::new(&mut s)
@@ -525,5 +518,14 @@ impl State {
             )
             .end();
         s
+    }
+}
+
+/// The storage area the config asks for.
+fn area(cfg: &Config) -> u8 {
+    if cfg.cookieless {
+        SESSION
+    } else {
+        LOCAL
     }
 }

@@ -1,0 +1,91 @@
+//! The host interface: everything the tracker needs from the browser, as a dozen plain
+//! functions implemented in JavaScript (`js/index.js`, object `host`).
+//!
+//! Why not web-sys everywhere: each DOM call made from Rust compiles to externref-table
+//! bookkeeping, error plumbing and a glue shim, several hundred bytes apiece; the same
+//! reads written once in JavaScript and returned as strings and numbers cost a fraction
+//! of that. The decisions (what to send, when, what to keep, what to retry) stay in
+//! Rust; the host only reads state, stores strings and moves bytes.
+
+use alloc::string::String;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The object built by `js/index.js`.
+    pub type Host;
+
+    /// A field of the `init` config object as text (`None` when absent).
+    #[wasm_bindgen(method)]
+    pub fn opt(this: &Host, key: &str) -> Option<String>;
+    /// Settles every pending `flush()` promise with `ok`.
+    #[wasm_bindgen(method)]
+    pub fn settle(this: &Host, ok: bool);
+    /// `Date.now()`.
+    #[wasm_bindgen(method)]
+    pub fn now(this: &Host) -> f64;
+    /// The current time as ISO-8601 (`Date.prototype.toISOString`).
+    #[wasm_bindgen(method)]
+    pub fn iso(this: &Host) -> String;
+    /// `Math.random()`.
+    #[wasm_bindgen(method)]
+    pub fn random(this: &Host) -> f64;
+    /// A random (v4) UUID from the browser's CSPRNG.
+    #[wasm_bindgen(method)]
+    pub fn uuid(this: &Host) -> String;
+    /// `location.href`, `document.title`, `document.referrer`, `location.hostname`.
+    #[wasm_bindgen(method)]
+    pub fn href(this: &Host) -> String;
+    #[wasm_bindgen(method)]
+    pub fn title(this: &Host) -> String;
+    #[wasm_bindgen(method)]
+    pub fn referrer(this: &Host) -> String;
+    #[wasm_bindgen(method)]
+    pub fn hostname(this: &Host) -> String;
+    /// The page is visible.
+    #[wasm_bindgen(method)]
+    pub fn visible(this: &Host) -> bool;
+    /// How far down the page the viewport's bottom is, in percent.
+    #[wasm_bindgen(method)]
+    pub fn depth(this: &Host) -> u32;
+    /// Do Not Track (if `dnt`) or Global Privacy Control (if `gpc`) is on.
+    #[wasm_bindgen(method)]
+    pub fn privacy(this: &Host, dnt: bool, gpc: bool) -> bool;
+    /// The per-browser context fields as JSON object members without braces:
+    /// `"locale":..,"timezone":..,"screen":{..},"userAgent":..`.
+    #[wasm_bindgen(method)]
+    pub fn statics(this: &Host) -> String;
+
+    /// Web Storage; `area` 1 is localStorage, 2 sessionStorage. Errors are swallowed.
+    #[wasm_bindgen(method)]
+    pub fn get(this: &Host, area: u8, key: &str) -> Option<String>;
+    #[wasm_bindgen(method)]
+    pub fn set(this: &Host, area: u8, key: &str, value: &str) -> bool;
+    #[wasm_bindgen(method)]
+    pub fn del(this: &Host, area: u8, key: &str);
+    /// The keys starting with `prefix`, one per line.
+    #[wasm_bindgen(method)]
+    pub fn keys(this: &Host, area: u8, prefix: &str) -> String;
+
+    /// `fetch(url, {method: "POST", body, keepalive, credentials: "omit"})`; the outcome
+    /// comes back as `call("_done", status, retryAfterHeader)` (status 0: network error).
+    #[wasm_bindgen(method)]
+    pub fn post(this: &Host, url: &str, body: &str, keepalive: bool);
+    /// `navigator.sendBeacon(url, body)`; false when refused.
+    #[wasm_bindgen(method)]
+    pub fn beacon(this: &Host, url: &str, body: &str) -> bool;
+    /// `setTimeout` that ends in `call("_tick")`; returns the timer id.
+    #[wasm_bindgen(method)]
+    pub fn timer(this: &Host, ms: f64) -> f64;
+    #[wasm_bindgen(method)]
+    pub fn clear(this: &Host, id: f64);
+    #[wasm_bindgen(method)]
+    pub fn warn(this: &Host, msg: &str);
+    /// `Date.parse(s)` (NaN when invalid).
+    #[wasm_bindgen(method, js_name = parseDate)]
+    pub fn parse_date(this: &Host, s: &str) -> f64;
+    /// Installs the listeners (lifecycle always; the rest per switch). They report back
+    /// through `call("_vis" | "_hide" | "_show" | "_nav" | "_input" | "_link" | "track")`.
+    #[wasm_bindgen(method)]
+    pub fn listen(this: &Host, spa: bool, clicks: bool, declarative: bool, engagement: bool);
+}
