@@ -33,37 +33,42 @@ const attempt = (f, fallback) => {
   }
 };
 
-const host = {
-  opt: (k) => (config[k] == null ? undefined : String(config[k])),
-  settle: (ok) => waiters.splice(0).forEach((w) => w(ok)),
-  now: () => Date.now(),
-  iso: () => new Date().toISOString(),
-  random: () => Math.random(),
-  uuid: () =>
+const visible = () => document.visibilityState != 'hidden';
+const depth = () => {
+  const h = document.documentElement.scrollHeight;
+  const seen = scrollY + innerHeight;
+  return h > 0 && seen < h ? Math.floor((seen / h) * 100) : 100;
+};
+const TEXT = [
+  () => location.href,
+  () => document.title,
+  () => document.referrer,
+  () => location.hostname,
+  () => new Date().toISOString(),
+  () =>
     attempt(
       () => crypto.randomUUID(),
       '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) =>
-        (c ^ ((attempt(() => crypto.getRandomValues(new Uint8Array(1))[0], Math.random() * 256) & 15) >> (c / 4))).toString(16),
+        (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16),
       ),
     ),
-  href: () => location.href,
-  title: () => document.title,
-  referrer: () => document.referrer,
-  hostname: () => location.hostname,
-  visible: () => document.visibilityState != 'hidden',
-  depth: () => {
-    const h = document.documentElement.scrollHeight;
-    const seen = scrollY + innerHeight;
-    return h > 0 && seen < h ? Math.floor((seen / h) * 100) : 100;
-  },
-  privacy: (dnt, gpc) => (dnt && navigator.doNotTrack == '1') || (gpc && navigator.globalPrivacyControl === true),
-  statics: () =>
+  () =>
     JSON.stringify({
       locale: navigator.language,
       timezone: attempt(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
       screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
       userAgent: navigator.userAgent,
     }).slice(1, -1),
+];
+const NUM = [Date.now, Math.random, depth, () => +visible()];
+
+const host = {
+  opt: (k) => (config[k] == null ? undefined : String(config[k])),
+  settle: (ok) => waiters.splice(0).forEach((w) => w(ok)),
+  // Readings, numbered as in tracker/src/host.rs (T_* and N_*).
+  text: (w) => TEXT[w](),
+  num: (w) => NUM[w](),
+  privacy: (dnt, gpc) => (dnt && navigator.doNotTrack == '1') || (gpc && navigator.globalPrivacyControl === true),
   get: (a, k) => attempt(() => area(a).getItem(k)),
   set: (a, k, v) => attempt(() => (area(a).setItem(k, v), true), false),
   del: (a, k) => attempt(() => area(a).removeItem(k)),
@@ -86,7 +91,7 @@ const host = {
   parseDate: (s) => Date.parse(s),
   listen: (spa, clicks, declarative, engagement) => {
     const on = (t, type, f) => t.addEventListener(type, f, { capture: true, passive: true });
-    on(document, 'visibilitychange', () => run('_vis', host.visible() || undefined));
+    on(document, 'visibilitychange', () => run('_vis', visible() || undefined));
     on(window, 'pagehide', () => run('_hide'));
     on(window, 'pageshow', (e) => e.persisted && run('_show'));
     if (spa) {
@@ -123,7 +128,7 @@ const host = {
       const input = () => run('_input');
       on(window, 'pointerdown', input);
       on(window, 'keydown', input);
-      on(window, 'scroll', () => run('_input', host.depth()));
+      on(window, 'scroll', () => run('_input', depth()));
     }
   },
 };

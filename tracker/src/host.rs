@@ -21,41 +21,15 @@ extern "C" {
     /// Settles every pending `flush()` promise with `ok`.
     #[wasm_bindgen(method)]
     pub fn settle(this: &Host, ok: bool);
-    /// `Date.now()`.
+    /// A text reading; `what` is one of the `T_*` constants.
     #[wasm_bindgen(method)]
-    pub fn now(this: &Host) -> f64;
-    /// The current time as ISO-8601 (`Date.prototype.toISOString`).
+    pub fn text(this: &Host, what: u8) -> String;
+    /// A numeric reading; `what` is one of the `N_*` constants.
     #[wasm_bindgen(method)]
-    pub fn iso(this: &Host) -> String;
-    /// `Math.random()`.
-    #[wasm_bindgen(method)]
-    pub fn random(this: &Host) -> f64;
-    /// A random (v4) UUID from the browser's CSPRNG.
-    #[wasm_bindgen(method)]
-    pub fn uuid(this: &Host) -> String;
-    /// `location.href`, `document.title`, `document.referrer`, `location.hostname`.
-    #[wasm_bindgen(method)]
-    pub fn href(this: &Host) -> String;
-    #[wasm_bindgen(method)]
-    pub fn title(this: &Host) -> String;
-    #[wasm_bindgen(method)]
-    pub fn referrer(this: &Host) -> String;
-    #[wasm_bindgen(method)]
-    pub fn hostname(this: &Host) -> String;
-    /// The page is visible.
-    #[wasm_bindgen(method)]
-    pub fn visible(this: &Host) -> bool;
-    /// How far down the page the viewport's bottom is, in percent.
-    #[wasm_bindgen(method)]
-    pub fn depth(this: &Host) -> u32;
+    pub fn num(this: &Host, what: u8) -> f64;
     /// Do Not Track (if `dnt`) or Global Privacy Control (if `gpc`) is on.
     #[wasm_bindgen(method)]
     pub fn privacy(this: &Host, dnt: bool, gpc: bool) -> bool;
-    /// The per-browser context fields as JSON object members without braces:
-    /// `"locale":..,"timezone":..,"screen":{..},"userAgent":..`.
-    #[wasm_bindgen(method)]
-    pub fn statics(this: &Host) -> String;
-
     /// Web Storage; `area` 1 is localStorage, 2 sessionStorage. Errors are swallowed.
     #[wasm_bindgen(method)]
     pub fn get(this: &Host, area: u8, key: &str) -> Option<String>;
@@ -88,4 +62,66 @@ extern "C" {
     /// through `call("_vis" | "_hide" | "_show" | "_nav" | "_input" | "_link" | "track")`.
     #[wasm_bindgen(method)]
     pub fn listen(this: &Host, spa: bool, clicks: bool, declarative: bool, engagement: bool);
+}
+
+// One import per kind of reading instead of one per reading: each import costs a wrapper
+// in the module and in the glue. The numbering is shared with `js/index.js`.
+const T_HREF: u8 = 0;
+const T_TITLE: u8 = 1;
+const T_REFERRER: u8 = 2;
+const T_HOSTNAME: u8 = 3;
+const T_ISO: u8 = 4;
+const T_UUID: u8 = 5;
+const T_STATICS: u8 = 6;
+const N_NOW: u8 = 0;
+const N_RANDOM: u8 = 1;
+const N_DEPTH: u8 = 2;
+const N_VISIBLE: u8 = 3;
+
+impl Host {
+    /// `location.href`.
+    pub fn href(&self) -> String {
+        self.text(T_HREF)
+    }
+    /// `document.title`.
+    pub fn title(&self) -> String {
+        self.text(T_TITLE)
+    }
+    /// `document.referrer`.
+    pub fn referrer(&self) -> String {
+        self.text(T_REFERRER)
+    }
+    /// `location.hostname`.
+    pub fn hostname(&self) -> String {
+        self.text(T_HOSTNAME)
+    }
+    /// The current time as ISO-8601 (`Date.prototype.toISOString`).
+    pub fn iso(&self) -> String {
+        self.text(T_ISO)
+    }
+    /// A random (v4) UUID from the browser's CSPRNG.
+    pub fn uuid(&self) -> String {
+        self.text(T_UUID)
+    }
+    /// The per-browser context fields as JSON object members without braces:
+    /// `"locale":..,"timezone":..,"screen":{..},"userAgent":..`.
+    pub fn statics(&self) -> String {
+        self.text(T_STATICS)
+    }
+    /// `Date.now()`.
+    pub fn now(&self) -> f64 {
+        self.num(N_NOW)
+    }
+    /// `Math.random()`.
+    pub fn random(&self) -> f64 {
+        self.num(N_RANDOM)
+    }
+    /// How far down the page the viewport's bottom is, in percent.
+    pub fn depth(&self) -> u32 {
+        self.num(N_DEPTH) as u32
+    }
+    /// The page is visible.
+    pub fn visible(&self) -> bool {
+        self.num(N_VISIBLE) != 0.0
+    }
 }

@@ -51,6 +51,8 @@ pub struct State {
     /// Whether `flush()` promises wait for the queue to drain.
     waiting: bool,
     warned: bool,
+    /// `pagehide` was seen: the page is being left (until a bfcache `pageshow`).
+    left: bool,
     /// This page's storage key for its queue.
     queue_key: String,
     /// The last page view's URL (for SPA de-duplication) and its referrer.
@@ -121,6 +123,7 @@ impl State {
             timer: None,
             waiting: false,
             warned: false,
+            left: false,
             queue_key,
             page_url: String::new(),
             referrer: host.referrer(),
@@ -305,6 +308,9 @@ impl State {
         if !self.granted() {
             return;
         }
+        // Chrome may fire visibilitychange after pagehide: stay "leaving" once left.
+        self.left |= leaving;
+        let leaving = self.left;
         let skip_inflight = leaving && self.inflight_keepalive;
         let inflight: &[String] = if skip_inflight { &[] } else { &self.inflight };
         if self.queue.is_empty() && inflight.is_empty() {
@@ -344,6 +350,7 @@ impl State {
     /// Back from the back/forward cache: if another page adopted what this one left,
     /// forget it here; otherwise take it back.
     pub fn restored(&mut self) {
+        self.left = false;
         if self.granted() && self.store.get(&self.host, &self.queue_key).is_none() {
             self.queue.clear();
         }
@@ -413,7 +420,11 @@ impl State {
         self.inflight = batch;
         self.sending = true;
         self.persist(false);
-        self.inflight_keepalive = transport::post(&self.host, &self.url(), &body);
+        // Retries go without keepalive: a page left while the collector is failing keeps
+        // the batch in storage for the next load instead of trusting a request that
+        // would outlive the page and may fail unseen.
+        self.inflight_keepalive =
+            transport::post(&self.host, &self.url(), &body, self.attempt == 0);
     }
 
     /// The batch fetch got an answer (status 0: a network error).

@@ -33,9 +33,10 @@ impl Outcome {
     }
 }
 
-/// POSTs `body` to `url`. Returns whether the request went out with `keepalive`.
-pub fn post(h: &Host, url: &str, body: &str) -> bool {
-    let keepalive = body.len() <= KEEPALIVE_MAX;
+/// POSTs `body` to `url`, with `keepalive` if `may_keepalive` and the body is small
+/// enough. Returns whether the request went out with `keepalive`.
+pub fn post(h: &Host, url: &str, body: &str, may_keepalive: bool) -> bool {
+    let keepalive = may_keepalive && body.len() <= KEEPALIVE_MAX;
     h.post(url, body, keepalive);
     keepalive
 }

@@ -1,0 +1,239 @@
+// End-to-end: the built tracker (tracker/pkg) in Debian's Chromium, against the real
+// collector with its capture sink. Assertions are on what lands in the Avro capture files.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const h = require('./helpers');
+
+const byEvent = (events, name) => events.filter((e) => e.event === name);
+
+test('ESM path, same origin: page view, custom, identify, SPA, data-track, outbound, download', async () => {
+  const c = await h.startCollector();
+  const browser = await h.launch();
+  try {
+    const page = await browser.newPage();
+    const cfg = encodeURIComponent(JSON.stringify({ flushInterval: 60000 }));
+    await page.goto(`${c.url}/esm.html?utm_source=news&utm_campaign=spring&token=s3cret&cfg=${cfg}`);
+    await page.evaluate(() => window.tracker.ready);
+    await page.evaluate(() => {
+      const t = window.tracker;
+      t.track('Signed Up', { plan: 'pro' });
+      t.identify('user-42', { tier: 'gold' });
+      t.group('acme', { size: 10 });
+      history.pushState({}, '', '/app/one');
+      history.pushState({}, '', '/app/one'); // same URL: no second page view
+    });
+    await h.sleep(100);
+    await page.evaluate(() => history.replaceState({}, '', '/app/two'));
+    await h.sleep(100);
+    await page.click('#buy');
+    await page.click('#pdf');
+    assert.strictEqual(await page.evaluate(() => window.tracker.flush()), true);
+    await h.stopCollector(c);
+    const events = await h.readCapture(c.dataDir);
+
+    const pages = events.filter((e) => e.type === 'page');
+    assert.deepStrictEqual(
+      pages.map((p) => p.context.page.path),
+      ['/esm.html', '/app/one', '/app/two'],
+    );
+    const first = pages[0];
+    assert.match(first.context.page.url, /token=REDACTED/);
+    assert.doesNotMatch(JSON.stringify(events), /s3cret/);
+    assert.deepStrictEqual(first.context.campaign, { source: 'news', name: 'spring' });
+    assert.strictEqual(pages[1].context.page.referrer, first.context.page.url);
+    for (const e of events) {
+      assert.match(e.messageId, h.UUID_V4);
+      assert.ok(e.anonymousId);
+      assert.ok(e.context.sessionId > 0);
+      assert.strictEqual(e.context.library.name, 'clickstream-tracker');
+      assert.ok(e.context.userAgent && e.context.locale && e.context.timezone && e.context.screen.width > 0);
+    }
+    assert.strictEqual(new Set(events.map((e) => e.messageId)).size, events.length, 'no duplicates');
+    assert.deepStrictEqual(byEvent(events, 'Signed Up')[0].properties, { plan: 'pro' });
+    const ident = events.find((e) => e.type === 'identify');
+    assert.strictEqual(ident.userId, 'user-42');
+    assert.deepStrictEqual(ident.traits, { tier: 'gold' });
+    assert.strictEqual(events.find((e) => e.type === 'group').groupId, 'acme');
+    assert.deepStrictEqual(byEvent(events, 'Plan Chosen')[0].properties, { plan: 'pro', seats: '3' });
+    assert.strictEqual(byEvent(events, 'Plan Chosen')[0].userId, 'user-42');
+    assert.strictEqual(byEvent(events, 'File Downloaded')[0].properties.extension, 'pdf');
+  } finally {
+    await browser.close();
+    await h.stopCollector(c);
+  }
+});
+
+test('batches flush by count and by time', async () => {
+  const c = await h.startCollector();
+  const browser = await h.launch();
+  try {
+    const page = await browser.newPage();
+    const requests = [];
+    page.on('request', (r) => r.url().endsWith('/v1/batch') && requests.push(Date.now()));
+    const cfg = encodeURIComponent(JSON.stringify({ flushAt: 5, flushInterval: 1500, autoPage: false, autoEngagement: false }));
+    await page.goto(`${c.url}/esm.html?cfg=${cfg}`);
+    await page.evaluate(() => window.tracker.ready);
+    const t0 = Date.now();
+    await page.evaluate(() => {
+      for (let i = 0; i < 5; i++) window.tracker.track('count-' + i);
+    });
+    await h.until(() => requests.length >= 1, 3000);
+    assert.ok(Date.now() - t0 < 1000, 'the 5th event flushed at once');
+    await page.evaluate(() => window.tracker.track('timed'));
+    const t1 = Date.now();
+    await h.until(() => requests.length >= 2, 5000);
+    assert.ok(Date.now() - t1 >= 1000, 'a lone event waits for the interval');
+    await h.sleep(300);
+    await h.stopCollector(c);
+    const events = await h.readCapture(c.dataDir);
+    assert.deepStrictEqual(events.map((e) => e.event).sort(), ['count-0', 'count-1', 'count-2', 'count-3', 'count-4', 'timed']);
+  } finally {
+    await browser.close();
+    await h.stopCollector(c);
+  }
+});
+
+test('snippet path, cross origin: queued calls replay; beacon on close and on navigation', async () => {
+  const c = await h.startCollector();
+  const site = await h.startStatic({
+    '/snippet.html': () => ({
+      type: 'text/html',
+      body: `<!doctype html><title>Snippet</title>${h.snippetTag({ 'write-key': 'e2e', endpoint: c.url, 'flush-interval': '60000' })}
+        <script>clickstream.track('Before Load', {n: 1}); clickstream.identify('u-7');</script>
+        <a id="next" href="/next.html">next</a>`,
+    }),
+    '/next.html': () => ({ type: 'text/html', body: '<!doctype html><title>Next</title>' }),
+  });
+  const browser = await h.launch();
+  try {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`${site.url}/snippet.html`);
+    await h.until(() => page.evaluate(() => !!(window.clickstream && window.clickstream.ready)));
+    await page.evaluate(() => window.clickstream.ready);
+    await page.evaluate(() => window.clickstream.track('Before Navigation'));
+    await page.click('#next'); // leaves the page: pagehide → sendBeacon
+    await page.waitForURL('**/next.html');
+
+    await page.goto(`${site.url}/snippet.html`);
+    await page.evaluate(() => window.clickstream.ready);
+    await page.evaluate(() => window.clickstream.track('Before Close'));
+    await page.close({ runBeforeUnload: true });
+    await h.sleep(1500);
+    await h.stopCollector(c);
+    const events = await h.readCapture(c.dataDir);
+    const names = events.map((e) => e.event || e.type);
+    for (const n of ['Before Load', 'Before Navigation', 'Before Close', 'identify', 'page']) {
+      assert.ok(names.includes(n), `${n} arrived (got ${names})`);
+    }
+    assert.strictEqual(byEvent(events, 'Before Load')[0].properties.n, 1);
+    assert.ok(byEvent(events, 'Page Engagement').length >= 1, 'engagement reported when leaving');
+    assert.strictEqual(new Set(events.map((e) => e.messageId)).size, events.length, 'no duplicates');
+  } finally {
+    await browser.close();
+    await site.close();
+    await h.stopCollector(c);
+  }
+});
+
+test('consent denied: nothing sent, nothing stored', async () => {
+  const c = await h.startCollector();
+  const browser = await h.launch();
+  try {
+    const page = await browser.newPage();
+    let batches = 0;
+    page.on('request', (r) => r.url().endsWith('/v1/batch') && batches++);
+    const cfg = encodeURIComponent(JSON.stringify({ consent: 'denied', flushAt: 1 }));
+    await page.goto(`${c.url}/esm.html?cfg=${cfg}`);
+    await page.evaluate(() => window.tracker.ready);
+    await page.evaluate(() => {
+      window.tracker.track('Secret');
+      window.tracker.identify('u-1');
+    });
+    await page.click('#buy');
+    assert.strictEqual(await page.evaluate(() => window.tracker.flush()), false);
+    const stored = await page.evaluate(() => Object.keys(localStorage).concat(Object.keys(sessionStorage)));
+    assert.deepStrictEqual(stored, []);
+    assert.strictEqual(await page.evaluate(() => document.cookie), '');
+    await page.close({ runBeforeUnload: true });
+    await h.sleep(500);
+    assert.strictEqual(batches, 0);
+    await h.stopCollector(c);
+    assert.deepStrictEqual(await h.readCapture(c.dataDir), []);
+  } finally {
+    await browser.close();
+    await h.stopCollector(c);
+  }
+});
+
+test('collector down: events kept, delivered once after it is back and the page reloads', async () => {
+  // Find a free port, keep it closed while the page tracks.
+  const probe = await h.startCollector();
+  const port = probe.port;
+  await h.stopCollector(probe);
+  const site = await h.startStatic({
+    '/p.html': () => ({
+      type: 'text/html',
+      body: `<!doctype html><title>P</title>${h.snippetTag({ 'write-key': 'e2e', endpoint: `http://127.0.0.1:${port}`, src: '/lib/' })}`,
+    }),
+    '/lib/index.js': () => ({ type: 'text/javascript', body: require('node:fs').readFileSync(`${h.PKG}/index.js`) }),
+    '/lib/tracker_core_bg.wasm': () => ({ type: 'application/wasm', body: require('node:fs').readFileSync(`${h.PKG}/tracker_core_bg.wasm`) }),
+  });
+  const browser = await h.launch();
+  let c;
+  try {
+    const page = await browser.newPage();
+    let failed = 0;
+    page.on('requestfailed', (r) => r.url().endsWith('/v1/batch') && failed++);
+    await page.goto(`${site.url}/p.html`);
+    await page.evaluate(() => window.clickstream.ready);
+    await page.evaluate(() => {
+      for (let i = 0; i < 3; i++) window.clickstream.track('offline-' + i);
+      return window.clickstream.flush();
+    });
+    await h.until(() => failed >= 1);
+    const kept = await page.evaluate(() => window.clickstream.stats().queued);
+    assert.ok(kept >= 4, `kept ${kept}`);
+    c = await h.startCollector({ port });
+    await page.reload();
+    await page.evaluate(() => window.clickstream.ready);
+    await h.until(() => page.evaluate(() => window.clickstream.stats().queued === 0), 15000);
+    await h.sleep(300);
+    await h.stopCollector(c);
+    const events = await h.readCapture(c.dataDir);
+    for (let i = 0; i < 3; i++) assert.strictEqual(byEvent(events, 'offline-' + i).length, 1, `offline-${i} exactly once`);
+    assert.strictEqual(new Set(events.map((e) => e.messageId)).size, events.length, 'no duplicates');
+  } finally {
+    await browser.close();
+    await site.close();
+    if (c) await h.stopCollector(c);
+  }
+});
+
+test('a collector refusing the batch (4xx): dropped with one warning, no retry storm', async () => {
+  // The real collector with a body limit below the tracker's batches answers 413.
+  const c = await h.startCollector({ args: ['--max-body-bytes', '300', '--max-event-bytes', '200'] });
+  const browser = await h.launch();
+  try {
+    const page = await browser.newPage();
+    let batches = 0;
+    const statuses = [];
+    const warnings = [];
+    page.on('request', (r) => r.url().endsWith('/v1/batch') && batches++);
+    page.on('response', (r) => r.url().endsWith('/v1/batch') && statuses.push(r.status()));
+    page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+    const cfg = encodeURIComponent(JSON.stringify({ flushInterval: 200 }));
+    await page.goto(`${c.url}/esm.html?cfg=${cfg}`);
+    await page.evaluate(() => window.tracker.ready);
+    await page.evaluate(() => window.tracker.track('Refused'));
+    await h.sleep(3000);
+    assert.ok(statuses.length >= 1 && statuses.every((s) => s >= 400 && s < 500 && s !== 408 && s !== 429), `statuses ${statuses}`);
+    assert.ok(batches <= 2, `no retry storm: ${batches} requests`);
+    assert.strictEqual(warnings.filter((w) => w.includes('refused')).length, 1);
+    assert.strictEqual(await page.evaluate(() => window.tracker.stats().queued), 0);
+  } finally {
+    await browser.close();
+    await h.stopCollector(c);
+  }
+});
