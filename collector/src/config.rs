@@ -32,7 +32,7 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Sinks that drain the spool, comma-separated: capture, stdout [default: capture]
+    /// Sinks that drain the spool, comma-separated: capture, stdout, eventhubs [default: capture]
     #[arg(long, env = "COLLECTOR_SINK", value_delimiter = ',')]
     pub sink: Option<Vec<SinkKind>>,
 
@@ -80,9 +80,33 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_CAPTURE_ROLL_BYTES")]
     pub capture_roll_bytes: Option<u64>,
 
-    /// Avro codec of capture files: deflate or null [default: deflate]
+    /// Avro codec of capture files: null or deflate (smaller files, more CPU) [default: null]
     #[arg(long, env = "COLLECTOR_CAPTURE_CODEC")]
     pub capture_codec: Option<CaptureCodec>,
+
+    /// Event Hubs connection string (SAS) for --sink eventhubs; prefer the env var
+    #[arg(long, env = "EVENTHUBS_CONNECTION_STRING", hide_env_values = true)]
+    pub eventhubs_connection_string: Option<String>,
+
+    /// Event hub name, when the connection string has no EntityPath (or with --eventhubs-namespace)
+    #[arg(long, env = "COLLECTOR_EVENTHUBS_NAME")]
+    pub eventhubs_name: Option<String>,
+
+    /// Connect here instead of the namespace host: amqp://host:port (plain) or amqps://host:port
+    #[arg(long, env = "COLLECTOR_EVENTHUBS_ENDPOINT")]
+    pub eventhubs_endpoint: Option<String>,
+
+    /// Namespace host (NS.servicebus.windows.net) for Microsoft Entra ID auth instead of a connection string
+    #[arg(long, env = "COLLECTOR_EVENTHUBS_NAMESPACE")]
+    pub eventhubs_namespace: Option<String>,
+
+    /// Entra ID credential with --eventhubs-namespace: managed-identity or developer-tools (az/azd login) [default: managed-identity]
+    #[arg(long, env = "COLLECTOR_EVENTHUBS_CREDENTIAL")]
+    pub eventhubs_credential: Option<crate::sinks::eventhubs::Credential>,
+
+    /// Seconds to wait for one connect or batch send before reconnecting [default: 30]
+    #[arg(long, env = "COLLECTOR_EVENTHUBS_TIMEOUT_SECS")]
+    pub eventhubs_timeout_secs: Option<u64>,
 
     /// Serve the built tracker (tracker/pkg) first-party from this directory
     #[arg(long, env = "COLLECTOR_TRACKER_DIR")]
@@ -106,6 +130,7 @@ pub struct Options {
 pub enum SinkKind {
     Capture,
     Stdout,
+    Eventhubs,
 }
 
 #[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,8 +153,8 @@ pub enum IpMode {
 #[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CaptureCodec {
-    #[default]
     Deflate,
+    #[default]
     Null,
 }
 
@@ -143,6 +168,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub spool: SpoolConfig,
     pub capture: CaptureConfig,
+    /// Set when `eventhubs` is among the sinks.
+    pub eventhubs: Option<crate::sinks::eventhubs::EventHubsConfig>,
     pub tracker_dir: Option<PathBuf>,
     pub tracker_prefix: String,
     pub site_dir: Option<PathBuf>,
@@ -205,6 +232,14 @@ impl Options {
             capture_roll_secs: self.capture_roll_secs.or(o.capture_roll_secs),
             capture_roll_bytes: self.capture_roll_bytes.or(o.capture_roll_bytes),
             capture_codec: self.capture_codec.or(o.capture_codec),
+            eventhubs_connection_string: self
+                .eventhubs_connection_string
+                .or(o.eventhubs_connection_string),
+            eventhubs_name: self.eventhubs_name.or(o.eventhubs_name),
+            eventhubs_endpoint: self.eventhubs_endpoint.or(o.eventhubs_endpoint),
+            eventhubs_namespace: self.eventhubs_namespace.or(o.eventhubs_namespace),
+            eventhubs_credential: self.eventhubs_credential.or(o.eventhubs_credential),
+            eventhubs_timeout_secs: self.eventhubs_timeout_secs.or(o.eventhubs_timeout_secs),
             tracker_dir: self.tracker_dir.or(o.tracker_dir),
             tracker_prefix: self.tracker_prefix.or(o.tracker_prefix),
             site_dir: self.site_dir.or(o.site_dir),
@@ -271,6 +306,19 @@ impl Options {
             roll_bytes: opts.capture_roll_bytes.unwrap_or(300 << 20).max(1),
             codec: opts.capture_codec.unwrap_or_default(),
         };
+        let eventhubs = if sinks.contains(&SinkKind::Eventhubs) {
+            let eh = crate::sinks::eventhubs::EventHubsOptions {
+                connection_string: opts.eventhubs_connection_string,
+                name: opts.eventhubs_name,
+                endpoint: opts.eventhubs_endpoint,
+                namespace: opts.eventhubs_namespace,
+                credential: opts.eventhubs_credential,
+                timeout_secs: opts.eventhubs_timeout_secs,
+            };
+            Some(eh.resolve()?)
+        } else {
+            None
+        };
         let mut tracker_prefix = opts.tracker_prefix.unwrap_or_else(|| "/lib".into());
         if !tracker_prefix.starts_with('/') {
             tracker_prefix.insert(0, '/');
@@ -291,6 +339,7 @@ impl Options {
             ingest,
             spool,
             capture,
+            eventhubs,
             tracker_dir: opts.tracker_dir,
             tracker_prefix,
             site_dir: opts.site_dir,

@@ -100,6 +100,22 @@ pub async fn run_with(
                 )));
                 healths.push(h);
             }
+            SinkKind::Eventhubs => {
+                let eh = config
+                    .eventhubs
+                    .clone()
+                    .context("eventhubs sink without its config")?;
+                let sink = sinks::eventhubs::EventHubsSink::new(eh, dead_letters.clone());
+                let h = SinkHealth::outage_tolerant("eventhubs");
+                tasks.push(tokio::spawn(sinks::drain(
+                    sink,
+                    spool.reader("eventhubs")?,
+                    h.clone(),
+                    sink_shutdown.clone(),
+                    grace,
+                )));
+                healths.push(h);
+            }
             SinkKind::Stdout => {
                 let sink = sinks::stdout::StdoutSink::new();
                 let h = SinkHealth::new("stdout");

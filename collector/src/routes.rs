@@ -229,7 +229,7 @@ fn readiness(app: &App) -> Response<Body> {
             )
         })
         .collect();
-    let ready = spool_ok && app.sinks.iter().all(SinkHealth::is_healthy);
+    let ready = spool_ok && !app.sinks.iter().any(SinkHealth::blocks_readiness);
     let status = if ready {
         StatusCode::OK
     } else {

@@ -15,11 +15,12 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
+use super::event::{kind, raw_json, Event, Kind};
 use super::ip;
 use super::useragent;
-use super::validate::{parse_timestamp, Event};
+use super::validate::parse_timestamp;
 use crate::config::IpMode;
 
 /// Request-wide facts applied to each event.
@@ -31,112 +32,126 @@ pub struct RequestInfo<'a> {
     pub user_agent: Option<&'a str>,
     pub write_key: Option<&'a str>,
     pub sent_at: Option<DateTime<Utc>>,
-    pub context: Option<&'a Map<String, Value>>,
-    pub integrations: Option<&'a Map<String, Value>>,
+    pub context: Option<&'a Event<'a>>,
+    pub integrations: Option<&'a Event<'a>>,
 }
 
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn fill_missing(target: &mut Map<String, Value>, defaults: &Map<String, Value>) {
-    for (k, v) in defaults {
-        if target.get(k).is_none_or(Value::is_null) {
-            target.insert(k.clone(), v.clone());
-        }
-    }
+/// Parse an object-valued field (or start an empty one), let `f` change it, store it back.
+fn edit_object(
+    ev: &mut Event,
+    key: &str,
+    f: impl FnOnce(&mut Event) -> Result<(), String>,
+) -> Result<(), String> {
+    let raw = ev.remove(key).filter(|v| kind(v) == Kind::Object);
+    let mut obj = match &raw {
+        Some(r) => Event::parse(r.get()).map_err(|e| format!("`{key}`: {e}"))?,
+        None => Event::default(),
+    };
+    f(&mut obj)?;
+    let out = obj.to_raw();
+    drop(obj);
+    ev.set(key, out);
+    Ok(())
 }
 
-fn object_at<'m>(m: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, Value> {
-    if !m.get(key).is_some_and(Value::is_object) {
-        m.insert(key.to_string(), Value::Object(Map::new()));
+fn fill_missing(target: &mut Event, defaults: &Event) {
+    for (k, v) in defaults.fields() {
+        target.set_default(k, v);
     }
-    m.get_mut(key).and_then(Value::as_object_mut).unwrap()
 }
 
 /// Enrich one validated event in place.
-pub fn enrich(ev: &mut Event, req: &RequestInfo) {
+pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<(), String> {
     let received_at = req.received_at;
-    ev.insert("receivedAt".into(), Value::String(format_time(received_at)));
+    ev.set_str("receivedAt", &format_time(received_at));
 
     let sent_at = ev
-        .get("sentAt")
-        .and_then(Value::as_str)
-        .and_then(parse_timestamp)
+        .str("sentAt")
+        .and_then(|s| parse_timestamp(&s))
         .or(req.sent_at);
     if let Some(s) = sent_at {
-        ev.insert("sentAt".into(), Value::String(format_time(s)));
+        ev.set_str("sentAt", &format_time(s));
     }
-    let client_ts = ev
-        .get("timestamp")
-        .and_then(Value::as_str)
-        .and_then(parse_timestamp);
+    let client_ts = ev.str("timestamp").and_then(|s| parse_timestamp(&s));
     let timestamp = match (client_ts, sent_at) {
         (Some(ts), Some(sent)) => received_at - (sent - ts),
         (Some(ts), None) => ts,
         (None, _) => received_at,
     };
-    if let Some(Value::String(original)) = ev.get("timestamp") {
-        if ev.get("originalTimestamp").is_none_or(Value::is_null) {
-            let original = original.clone();
-            ev.insert("originalTimestamp".into(), Value::String(original));
-        }
+    if client_ts.is_some() && ev.present("originalTimestamp").is_none() {
+        let original = ev.get("timestamp").unwrap().to_owned();
+        ev.set("originalTimestamp", original);
     }
-    ev.insert("timestamp".into(), Value::String(format_time(timestamp)));
+    ev.set_str("timestamp", &format_time(timestamp));
 
-    if ev.get("messageId").is_none_or(|v| !v.is_string()) {
-        ev.insert(
-            "messageId".into(),
-            Value::String(uuid::Uuid::new_v4().to_string()),
-        );
+    if ev.str("messageId").is_none() {
+        ev.set_str("messageId", &uuid::Uuid::new_v4().to_string());
     }
     if let Some(defaults) = req.integrations {
-        fill_missing(object_at(ev, "integrations"), defaults);
+        edit_object(ev, "integrations", |i| {
+            fill_missing(i, defaults);
+            Ok(())
+        })?;
     }
     if let Some(key) = req.write_key {
-        ev.insert("writeKey".into(), Value::String(key.to_string()));
+        ev.set_str("writeKey", key);
     }
+    edit_object(ev, "context", |ctx| enrich_context(ctx, req))
+}
 
-    let ctx = object_at(ev, "context");
+fn enrich_context(ctx: &mut Event, req: &RequestInfo) -> Result<(), String> {
     if let Some(defaults) = req.context {
         fill_missing(ctx, defaults);
     }
     let ip = ctx
-        .get("ip")
-        .and_then(Value::as_str)
+        .str("ip")
         .and_then(|s| s.parse::<IpAddr>().ok())
         .or(req.client_ip);
     match ip.and_then(|ip| ip::apply(req.ip_mode, ip)) {
-        Some(ip) => ctx.insert("ip".into(), Value::String(ip.to_string())),
-        None => ctx.remove("ip"),
-    };
-    if ctx.get("userAgent").is_none_or(|v| !v.is_string()) {
+        Some(ip) => ctx.set_str("ip", &ip.to_string()),
+        None => {
+            ctx.remove("ip");
+        }
+    }
+    if ctx.str("userAgent").is_none() {
         if let Some(ua) = req.user_agent {
-            ctx.insert("userAgent".into(), Value::String(ua.to_string()));
+            ctx.set_str("userAgent", ua);
         }
     }
-    if let Some(ua) = ctx.get("userAgent").and_then(Value::as_str) {
-        let info = useragent::parse(ua);
-        if let Some((name, version)) = &info.browser {
-            ctx.insert("browser".into(), json!({"name": name, "version": version}));
-        }
-        if let Some((name, version)) = &info.os {
-            if ctx.get("os").is_none_or(Value::is_null) {
-                ctx.insert("os".into(), json!({"name": name, "version": version}));
-            }
-        }
-        let device = object_at(ctx, "device");
-        if device.get("type").is_none_or(Value::is_null) {
-            device.insert("type".into(), Value::String(info.device_type.into()));
-        }
-        ctx.insert("bot".into(), Value::Bool(info.bot));
+    let Some(ua) = ctx.str("userAgent").map(|s| s.into_owned()) else {
+        return Ok(());
+    };
+    let info = useragent::parse(&ua);
+    if let Some((name, version)) = &info.browser {
+        ctx.set(
+            "browser",
+            raw_json(&json!({"name": name, "version": version})),
+        );
     }
+    if let Some((name, version)) = &info.os {
+        if ctx.present("os").is_none() {
+            ctx.set("os", raw_json(&json!({"name": name, "version": version})));
+        }
+    }
+    edit_object(ctx, "device", |device| {
+        if device.present("type").is_none() {
+            device.set_str("type", info.device_type);
+        }
+        Ok(())
+    })?;
+    ctx.set("bot", raw_json(&info.bot));
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use serde_json::Value;
 
     fn req<'a>() -> RequestInfo<'a> {
         RequestInfo {
@@ -151,15 +166,21 @@ mod tests {
         }
     }
 
-    fn ev(v: Value) -> Event {
-        v.as_object().unwrap().clone()
+    /// Enrich a JSON event and return it as a Value.
+    fn run(v: Value, r: &RequestInfo) -> Value {
+        let text = v.to_string();
+        let mut e = Event::parse(&text).unwrap();
+        enrich(&mut e, r).unwrap();
+        serde_json::from_str(e.to_raw().get()).unwrap()
     }
 
     #[test]
     fn corrects_clock_skew() {
         // The client's clock is 1 hour fast: it stamped the event 2 s before sending.
-        let mut e = ev(json!({"timestamp":"2026-11-28T13:00:03Z","sentAt":"2026-11-28T13:00:05Z"}));
-        enrich(&mut e, &req());
+        let e = run(
+            json!({"timestamp":"2026-11-28T13:00:03Z","sentAt":"2026-11-28T13:00:05Z"}),
+            &req(),
+        );
         assert_eq!(e["receivedAt"], "2026-11-28T12:00:10.000Z");
         assert_eq!(e["originalTimestamp"], "2026-11-28T13:00:03Z");
         assert_eq!(e["timestamp"], "2026-11-28T12:00:08.000Z");
@@ -170,11 +191,9 @@ mod tests {
     fn batch_sent_at_and_missing_timestamp() {
         let mut r = req();
         r.sent_at = parse_timestamp("2026-11-28T12:00:09Z");
-        let mut e = ev(json!({"timestamp":"2026-11-28T12:00:04Z"}));
-        enrich(&mut e, &r);
+        let e = run(json!({"timestamp":"2026-11-28T12:00:04Z"}), &r);
         assert_eq!(e["timestamp"], "2026-11-28T12:00:05.000Z");
-        let mut e = ev(json!({}));
-        enrich(&mut e, &req());
+        let e = run(json!({}), &req());
         assert_eq!(e["timestamp"], e["receivedAt"]);
         assert!(e.get("originalTimestamp").is_none());
         assert_eq!(e["messageId"].as_str().unwrap().len(), 36);
@@ -183,10 +202,10 @@ mod tests {
     #[test]
     fn context_ip_user_agent_and_batch_defaults() {
         let mut r = req();
-        let batch_ctx = json!({"library":{"name":"analytics-python"},"locale":"en"});
-        r.context = batch_ctx.as_object();
-        let mut e = ev(json!({"messageId":"m1","context":{"locale":"fr"}}));
-        enrich(&mut e, &r);
+        let batch_text = json!({"library":{"name":"analytics-python"},"locale":"en"}).to_string();
+        let batch_ctx = Event::parse(&batch_text).unwrap();
+        r.context = Some(&batch_ctx);
+        let e = run(json!({"messageId":"m1","context":{"locale":"fr"}}), &r);
         let c = &e["context"];
         assert_eq!(e["messageId"], "m1");
         assert_eq!(c["ip"], "203.0.113.0");
@@ -198,17 +217,18 @@ mod tests {
         assert_eq!(c["bot"], false);
         assert_eq!(e["writeKey"], "wk");
 
-        let mut e = ev(json!({"context":{"ip":"198.51.100.9","userAgent":"Googlebot/2.1"}}));
         r.ip_mode = IpMode::Keep;
-        enrich(&mut e, &r);
+        let e = run(
+            json!({"context":{"ip":"198.51.100.9","userAgent":"Googlebot/2.1"}}),
+            &r,
+        );
         assert_eq!(
             e["context"]["ip"], "198.51.100.9",
             "the message's own ip wins"
         );
         assert_eq!(e["context"]["bot"], true);
         r.ip_mode = IpMode::Drop;
-        let mut e = ev(json!({}));
-        enrich(&mut e, &r);
+        let e = run(json!({}), &r);
         assert!(e["context"].get("ip").is_none());
     }
 }

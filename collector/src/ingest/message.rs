@@ -5,7 +5,7 @@
 use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::ApiError;
 
@@ -51,8 +51,9 @@ impl MessageType {
 pub struct Envelope<'a> {
     pub events: Vec<&'a RawValue>,
     pub sent_at: Option<Value>,
-    pub context: Option<Map<String, Value>>,
-    pub integrations: Option<Map<String, Value>>,
+    /// Batch-level `context` and `integrations`: JSON objects applied to every event.
+    pub context: Option<&'a RawValue>,
+    pub integrations: Option<&'a RawValue>,
     pub write_key: Option<String>,
 }
 
@@ -60,10 +61,12 @@ pub struct Envelope<'a> {
 #[serde(rename_all = "camelCase")]
 struct BatchBody<'a> {
     #[serde(borrow)]
-    batch: Option<&'a RawValue>,
+    batch: Option<Vec<&'a RawValue>>,
     sent_at: Option<Value>,
-    context: Option<Value>,
-    integrations: Option<Value>,
+    #[serde(borrow)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow)]
+    integrations: Option<&'a RawValue>,
     write_key: Option<Value>,
 }
 
@@ -74,10 +77,13 @@ fn not_json(e: serde_json::Error) -> ApiError {
     )
 }
 
-fn object_or_null(name: &str, v: Option<Value>) -> Result<Option<Map<String, Value>>, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
+fn object_or_null<'a>(
+    name: &str,
+    v: Option<&'a RawValue>,
+) -> Result<Option<&'a RawValue>, ApiError> {
+    match v.map(|r| r.get().as_bytes()[0]) {
+        None | Some(b'n') => Ok(None),
+        Some(b'{') => Ok(v),
         Some(_) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("`{name}` must be an object"),
@@ -109,19 +115,20 @@ pub fn parse_batch(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
             "body must be a JSON object like {\"batch\":[...]}",
         ));
     }
-    let b: BatchBody = serde_json::from_slice(body).map_err(not_json)?;
-    let Some(batch) = b.batch else {
+    let b: BatchBody = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        // Valid JSON of the wrong shape: only `batch` has a type the parser enforces.
+        serde_json::error::Category::Data => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`batch` must be an array of events",
+        ),
+        _ => not_json(e),
+    })?;
+    let Some(events) = b.batch else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "body has no `batch` array",
         ));
     };
-    let events: Vec<&RawValue> = serde_json::from_str(batch.get()).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "`batch` must be an array of events",
-        )
-    })?;
     if events.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "`batch` is empty"));
     }
@@ -173,7 +180,7 @@ mod tests {
         assert_eq!(e.events.len(), 2);
         assert_eq!(e.events[1].get(), r#"{"type":"page"}"#);
         assert_eq!(e.write_key.as_deref(), Some("wk"));
-        assert_eq!(e.context.unwrap()["ip"], "1.2.3.4");
+        assert_eq!(e.context.unwrap().get(), r#"{"ip":"1.2.3.4"}"#);
         assert!(e.sent_at.is_some());
     }
 

@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod enrich;
+pub mod event;
 pub mod ip;
 pub mod message;
 pub mod useragent;
@@ -24,6 +25,7 @@ use crate::config::IngestConfig;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::spool::{AppendError, Spool};
 use enrich::RequestInfo;
+use event::Event;
 use message::MessageType;
 
 /// A whole-request failure: an HTTP status and a message naming the problem.
@@ -116,6 +118,15 @@ pub fn pixel_data(query: Option<&str>) -> Result<Vec<u8>, ApiError> {
         })
 }
 
+/// Parse a batch-level object (`context`, `integrations`) once for all events.
+fn shared_object<'a>(name: &str, raw: Option<&'a RawValue>) -> Result<Option<Event<'a>>, ApiError> {
+    raw.map(|r| {
+        Event::parse(r.get())
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("`{name}`: {e}")))
+    })
+    .transpose()
+}
+
 impl Ingest {
     /// Decode, validate, enrich and durably store one request's events.
     pub async fn process(
@@ -147,6 +158,8 @@ impl Ingest {
             }
         };
         let write_key = basic_auth_user(headers).or(env.write_key.clone());
+        let context = shared_object("context", env.context)?;
+        let integrations = shared_object("integrations", env.integrations)?;
         let info = RequestInfo {
             received_at: chrono::Utc::now(),
             client_ip: Some(ip::client_ip(peer, headers, self.cfg.trust_proxy)),
@@ -154,8 +167,8 @@ impl Ingest {
             user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
             write_key: write_key.as_deref(),
             sent_at,
-            context: env.context.as_ref(),
-            integrations: env.integrations.as_ref(),
+            context: context.as_ref(),
+            integrations: integrations.as_ref(),
         };
         let route = match endpoint {
             Endpoint::Batch => None,
@@ -224,14 +237,13 @@ impl Ingest {
                 self.cfg.max_event_bytes
             ));
         }
-        let mut ev: validate::Event = serde_json::from_str(raw.get())
-            .map_err(|_| "event must be a JSON object".to_string())?;
+        let mut ev = Event::parse(raw.get())?;
         ev.remove("writeKey");
         validate::validate(&mut ev, route)?;
-        enrich::enrich(&mut ev, info);
-        Ok(Bytes::from(
-            serde_json::to_vec(&ev).expect("a JSON map serializes"),
-        ))
+        enrich::enrich(&mut ev, info)?;
+        let mut out = Vec::with_capacity(size + 512);
+        ev.write(&mut out);
+        Ok(Bytes::from(out))
     }
 }
 

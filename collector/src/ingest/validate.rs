@@ -2,11 +2,9 @@
 //! the event is dead-lettered and the rest of the batch goes on.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::{Map, Value};
 
+use super::event::{kind, raw_string, Event, Kind};
 use super::message::MessageType;
-
-pub type Event = Map<String, Value>;
 
 /// Parse an ISO-8601 date-time as real SDKs send it: RFC 3339 with `Z` or an offset, any
 /// fraction (milli- or microseconds), an offset without a colon (`+0000`), or no offset (UTC).
@@ -22,66 +20,71 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-fn present(ev: &Event, key: &str) -> bool {
-    !matches!(ev.get(key), None | Some(Value::Null))
-}
-
 /// An id field (userId, anonymousId, groupId, previousId, messageId): a non-empty string, or
 /// a number, which is turned into a string as Segment does.
 fn id_field(ev: &mut Event, key: &str) -> Result<bool, String> {
-    match ev.get(key) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::String(s)) if s.is_empty() => Ok(false),
-        Some(Value::String(_)) => Ok(true),
-        Some(Value::Number(n)) => {
-            let s = n.to_string();
-            ev.insert(key.to_string(), Value::String(s));
+    let Some(raw) = ev.get(key) else {
+        return Ok(false);
+    };
+    match kind(raw) {
+        Kind::Null => Ok(false),
+        Kind::String => Ok(raw.get().len() > 2),
+        Kind::Number => {
+            let s = raw_string(raw.get());
+            ev.set(key, s);
             Ok(true)
         }
-        Some(_) => Err(format!("`{key}` must be a string")),
+        _ => Err(format!("`{key}` must be a string")),
     }
 }
 
 /// Check one event (and normalise ids). `route` is the type implied by a single-message
 /// endpoint such as `/v1/track`, which wins over the body.
 pub fn validate(ev: &mut Event, route: Option<MessageType>) -> Result<MessageType, String> {
-    let kind = match route {
+    let kind_of = match route {
         Some(t) => {
-            ev.insert("type".into(), Value::String(t.as_str().into()));
+            ev.set_str("type", t.as_str());
             t
         }
-        None => match ev.get("type") {
-            None | Some(Value::Null) => return Err("missing `type`".into()),
-            Some(Value::String(s)) => MessageType::parse(s)
-                .ok_or_else(|| format!("unknown type {s:?}; expected one of track, page, identify, group, alias, screen"))?,
+        None => match ev.present("type").map(kind) {
+            None => return Err("missing `type`".into()),
+            Some(Kind::String) => {
+                let s = ev.str("type").unwrap_or_default();
+                MessageType::parse(&s)
+                    .ok_or_else(|| format!("unknown type {s:?}; expected one of track, page, identify, group, alias, screen"))?
+            }
             Some(_) => return Err("`type` must be a string".into()),
         },
     };
     let has_user = id_field(ev, "userId")?;
     let has_anon = id_field(ev, "anonymousId")?;
     if !has_user && !has_anon {
-        return Err(format!("{} needs `userId` or `anonymousId`", kind.as_str()));
+        return Err(format!(
+            "{} needs `userId` or `anonymousId`",
+            kind_of.as_str()
+        ));
     }
     id_field(ev, "messageId")?;
     for key in ["properties", "traits", "context", "integrations"] {
-        if present(ev, key) && !ev[key].is_object() {
+        if ev.present(key).is_some_and(|v| kind(v) != Kind::Object) {
             return Err(format!("`{key}` must be an object"));
         }
     }
     for key in ["timestamp", "sentAt", "originalTimestamp"] {
-        match ev.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if parse_timestamp(s).is_some() => {}
-            Some(v) => return Err(format!("`{key}` is not an ISO-8601 date-time: {v}")),
+        if let Some(v) = ev.present(key) {
+            if ev.str(key).and_then(|s| parse_timestamp(&s)).is_none() {
+                return Err(format!("`{key}` is not an ISO-8601 date-time: {}", v.get()));
+            }
         }
     }
-    match kind {
-        MessageType::Track => match ev.get("event") {
-            Some(Value::String(s)) if !s.trim().is_empty() => {}
-            _ => return Err("track needs a non-empty string `event`".into()),
-        },
+    match kind_of {
+        MessageType::Track => {
+            if ev.str("event").is_none_or(|s| s.trim().is_empty()) {
+                return Err("track needs a non-empty string `event`".into());
+            }
+        }
         MessageType::Page | MessageType::Screen => {
-            if present(ev, "name") && !ev["name"].is_string() {
+            if ev.present("name").is_some_and(|v| kind(v) != Kind::String) {
                 return Err("`name` must be a string".into());
             }
         }
@@ -100,17 +103,18 @@ pub fn validate(ev: &mut Event, route: Option<MessageType>) -> Result<MessageTyp
         }
         MessageType::Identify => {}
     }
-    Ok(kind)
+    Ok(kind_of)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn check(v: Value) -> Result<MessageType, String> {
-        let Value::Object(mut m) = v else { panic!() };
-        validate(&mut m, None)
+        let text = v.to_string();
+        let mut ev = Event::parse(&text).unwrap();
+        validate(&mut ev, None)
     }
 
     #[test]
@@ -185,15 +189,14 @@ mod tests {
 
     #[test]
     fn route_type_wins_and_numbers_become_strings() {
-        let Value::Object(mut m) = json!({"type":"page","event":"x","userId":5}) else {
-            panic!()
-        };
+        let text = json!({"type":"page","event":"x","userId":5}).to_string();
+        let mut ev = Event::parse(&text).unwrap();
         assert_eq!(
-            validate(&mut m, Some(MessageType::Track)),
+            validate(&mut ev, Some(MessageType::Track)),
             Ok(MessageType::Track)
         );
-        assert_eq!(m["type"], "track");
-        assert_eq!(m["userId"], "5");
+        assert_eq!(ev.str("type").unwrap(), "track");
+        assert_eq!(ev.str("userId").unwrap(), "5");
     }
 
     #[test]

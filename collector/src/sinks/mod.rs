@@ -66,6 +66,7 @@ impl SinkError {
 }
 
 pub mod capture;
+pub mod eventhubs;
 pub mod meta;
 pub mod stdout;
 
@@ -86,6 +87,8 @@ const MAX_BATCH_BYTES: usize = 4 << 20;
 pub struct SinkHealth {
     pub name: &'static str,
     healthy: Arc<AtomicBool>,
+    /// See [`SinkHealth::outage_tolerant`].
+    tolerant: bool,
 }
 
 impl SinkHealth {
@@ -93,7 +96,21 @@ impl SinkHealth {
         SinkHealth {
             name,
             healthy: Arc::new(AtomicBool::new(true)),
+            tolerant: false,
         }
+    }
+    /// For a remote sink shared by every collector (Event Hubs): the spool exists to absorb
+    /// its outages, so while it fails the collector stays ready until the spool passes its
+    /// high-water mark, instead of every collector leaving the load balancer at once.
+    pub fn outage_tolerant(name: &'static str) -> Self {
+        SinkHealth {
+            tolerant: true,
+            ..Self::new(name)
+        }
+    }
+    /// Does this sink's state alone make the collector unready?
+    pub fn blocks_readiness(&self) -> bool {
+        !self.tolerant && !self.is_healthy()
     }
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)

@@ -34,7 +34,18 @@ const STRING_BRANCH: u32 = 2;
 
 /// Capture's EnqueuedTimeUtc format, e.g. `11/28/2026 3:09:38 PM`.
 pub fn enqueued_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%-m/%-d/%Y %-I:%M:%S %p").to_string()
+    use chrono::{Datelike, Timelike};
+    let (pm, hour) = t.hour12();
+    let ampm = if pm { "PM" } else { "AM" };
+    format!(
+        "{}/{}/{} {}:{:02}:{:02} {ampm}",
+        t.month(),
+        t.day(),
+        t.year(),
+        hour,
+        t.minute(),
+        t.second()
+    )
 }
 
 fn string(s: impl Into<String>) -> Value {

@@ -1,0 +1,248 @@
+//! One event as a flat list of its top-level fields, with each value left as raw JSON text
+//! borrowed from the request body. Validation and enrichment only look at a few top-level
+//! fields, so properties, traits and the rest are checked for syntax and copied through
+//! without being parsed into trees, which keeps ingest cheap.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+#[derive(Debug, Default, Clone)]
+pub struct Event<'a> {
+    fields: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
+}
+
+/// The JSON type of a raw value, from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+pub fn kind(raw: &RawValue) -> Kind {
+    match raw.get().as_bytes().first() {
+        Some(b'n') => Kind::Null,
+        Some(b't' | b'f') => Kind::Bool,
+        Some(b'"') => Kind::String,
+        Some(b'[') => Kind::Array,
+        Some(b'{') => Kind::Object,
+        _ => Kind::Number,
+    }
+}
+
+/// A JSON string value.
+pub fn raw_string(s: &str) -> Box<RawValue> {
+    RawValue::from_string(serde_json::to_string(s).expect("strings serialize")).expect("valid JSON")
+}
+
+/// Any serializable value as raw JSON.
+pub fn raw_json<T: serde::Serialize + ?Sized>(v: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).expect("value serializes")
+}
+
+impl<'a> Event<'a> {
+    /// Parse a JSON object. Duplicate top-level keys are refused: which one would win is
+    /// ambiguous downstream.
+    pub fn parse(json: &'a str) -> Result<Event<'a>, String> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let ev = de.deserialize_map(EventVisitor).map_err(|e| {
+            let msg = e.to_string();
+            if msg.starts_with("duplicate key") {
+                msg
+            } else {
+                "event must be a JSON object".to_string()
+            }
+        })?;
+        de.end()
+            .map_err(|_| "event must be a JSON object".to_string())?;
+        Ok(ev)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&RawValue> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// The field unless it is absent or `null`.
+    pub fn present(&self, key: &str) -> Option<&RawValue> {
+        self.get(key).filter(|v| kind(v) != Kind::Null)
+    }
+
+    /// The field as a string, if it is one.
+    pub fn str(&self, key: &str) -> Option<Cow<'_, str>> {
+        let raw = self.get(key)?;
+        if kind(raw) != Kind::String {
+            return None;
+        }
+        let s = raw.get();
+        let inner = &s[1..s.len() - 1];
+        if inner.contains('\\') {
+            serde_json::from_str::<String>(s).ok().map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(inner))
+        }
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+        self.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    pub fn set(&mut self, key: &str, value: Box<RawValue>) {
+        match self.fields.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = Cow::Owned(value),
+            None => self
+                .fields
+                .push((Cow::Owned(key.to_string()), Cow::Owned(value))),
+        }
+    }
+
+    pub fn set_str(&mut self, key: &str, value: &str) {
+        self.set(key, raw_string(value));
+    }
+
+    /// Set unless the field is present and not null.
+    pub fn set_default(&mut self, key: &str, value: &RawValue) {
+        if self.present(key).is_none() {
+            self.set(key, value.to_owned());
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Cow<'a, RawValue>> {
+        let i = self.fields.iter().position(|(k, _)| k == key)?;
+        Some(self.fields.remove(i).1)
+    }
+
+    /// Serialize back to a JSON object.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, k.as_ref()).expect("strings serialize");
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
+        out.push(b'}');
+    }
+
+    pub fn to_raw(&self) -> Box<RawValue> {
+        let mut out = Vec::new();
+        self.write(&mut out);
+        RawValue::from_string(String::from_utf8(out).expect("JSON is UTF-8")).expect("valid JSON")
+    }
+}
+
+/// A key borrowed from the input when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event<'de>, A::Error> {
+        let mut fields: Vec<(Cow<'de, str>, Cow<'de, RawValue>)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(12));
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            if fields.iter().any(|(existing, _)| *existing == k) {
+                return Err(de::Error::custom(format!("duplicate key `{k}`")));
+            }
+            fields.push((k, Cow::Borrowed(v)));
+        }
+        Ok(Event { fields })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_values_verbatim() {
+        let text = r#"{"type":"track","properties":{"a":[1,2.50,{"b":null}]},"esc\"key":"x\ny"}"#;
+        let mut ev = Event::parse(text).unwrap();
+        assert_eq!(
+            ev.get("properties").unwrap().get(),
+            r#"{"a":[1,2.50,{"b":null}]}"#
+        );
+        assert_eq!(ev.str("esc\"key").unwrap(), "x\ny");
+        assert_eq!(ev.str("type").unwrap(), "track");
+        assert!(ev.str("properties").is_none());
+        ev.set_str("type", "page");
+        ev.set_str("new", "v");
+        ev.remove("properties");
+        let out = ev.to_raw();
+        let v: serde_json::Value = serde_json::from_str(out.get()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"page","esc\"key":"x\ny","new":"v"})
+        );
+    }
+
+    #[test]
+    fn refuses_non_objects_bad_json_and_duplicate_keys() {
+        assert_eq!(
+            Event::parse("[1]").unwrap_err(),
+            "event must be a JSON object"
+        );
+        assert_eq!(
+            Event::parse("\"x\"").unwrap_err(),
+            "event must be a JSON object"
+        );
+        assert!(Event::parse(r#"{"type":"a","type":"b"}"#)
+            .unwrap_err()
+            .contains("duplicate key `type`"));
+    }
+
+    #[test]
+    fn kinds() {
+        let ev = Event::parse(r#"{"a":null,"b":true,"c":-1,"d":"s","e":[],"f":{}}"#).unwrap();
+        let k: Vec<Kind> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|f| kind(ev.get(f).unwrap()))
+            .collect();
+        assert_eq!(
+            k,
+            [
+                Kind::Null,
+                Kind::Bool,
+                Kind::Number,
+                Kind::String,
+                Kind::Array,
+                Kind::Object
+            ]
+        );
+        assert!(ev.present("a").is_none());
+    }
+}
