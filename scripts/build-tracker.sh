@@ -29,6 +29,8 @@ wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name tracker_co
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$pkg/tracker_core_bg.wasm" -o "$pkg/tracker_core_bg.wasm"
 
+node "$tools/shorten-imports.js" "$pkg/tracker_core_bg.wasm" "$pkg/tracker_core.js"
+
 # One ES module: the wasm-bindgen glue and the hand-written wrapper/host (tracker/js)
 # are joined and minified together (one request, one gzip stream, shared mangling).
 terser=$tools/node_modules/.bin/terser

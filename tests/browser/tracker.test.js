@@ -192,17 +192,18 @@ test('collector down: events kept, delivered once after it is back and the page 
       for (let i = 0; i < 3; i++) window.clickstream.track('offline-' + i);
       return window.clickstream.flush();
     });
-    await h.until(() => failed >= 1);
+    await h.until(() => failed >= 1, 20000);
     const kept = await page.evaluate(() => window.clickstream.stats().queued);
     assert.ok(kept >= 4, `kept ${kept}`);
     c = await h.startCollector({ port });
     await page.reload();
     await page.evaluate(() => window.clickstream.ready);
-    await h.until(() => page.evaluate(() => window.clickstream.stats().queued === 0), 15000);
+    await h.until(() => page.evaluate(() => window.clickstream.stats().queued === 0), 30000);
     await h.sleep(300);
     await h.stopCollector(c);
     const events = await h.readCapture(c.dataDir);
-    for (let i = 0; i < 3; i++) assert.strictEqual(byEvent(events, 'offline-' + i).length, 1, `offline-${i} exactly once`);
+    const seen = JSON.stringify(events.map((e) => e.event || e.type));
+    for (let i = 0; i < 3; i++) assert.strictEqual(byEvent(events, 'offline-' + i).length, 1, `offline-${i} exactly once in ${seen}`);
     assert.strictEqual(new Set(events.map((e) => e.messageId)).size, events.length, 'no duplicates');
   } finally {
     await browser.close();

@@ -89,6 +89,7 @@ const host = {
   clear: (id) => clearTimeout(id),
   warn: (m) => console.warn(m),
   parseDate: (s) => Date.parse(s),
+  decode: (s) => attempt(() => decodeURIComponent(s.replace(/\+/g, ' ')), s),
   listen: (spa, clicks, declarative, engagement) => {
     const on = (t, type, f) => t.addEventListener(type, f, { capture: true, passive: true });
     on(document, 'visibilitychange', () => run('_vis', visible() || undefined));

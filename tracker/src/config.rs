@@ -103,8 +103,8 @@ impl Config {
     /// first-party).
     pub fn read(get: impl Fn(&str) -> Option<String>) -> Config {
         let mut endpoint = get("endpoint").unwrap_or_default();
-        while endpoint.ends_with('/') {
-            endpoint.pop();
+        while endpoint.as_bytes().last() == Some(&b'/') {
+            endpoint.truncate(endpoint.len() - 1);
         }
         Config {
             write_key: get("writeKey").unwrap_or_default(),

@@ -55,6 +55,10 @@ extern "C" {
     pub fn clear(this: &Host, id: f64);
     #[wasm_bindgen(method)]
     pub fn warn(this: &Host, msg: &str);
+    /// `decodeURIComponent` of form-encoded text (`+` is a space); the text itself if
+    /// it is malformed.
+    #[wasm_bindgen(method)]
+    pub fn decode(this: &Host, s: &str) -> String;
     /// `Date.parse(s)` (NaN when invalid).
     #[wasm_bindgen(method, js_name = parseDate)]
     pub fn parse_date(this: &Host, s: &str) -> f64;

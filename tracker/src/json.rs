@@ -38,7 +38,8 @@ pub fn push_u64(out: &mut String, n: u64) {
     if n >= 10 {
         push_u64(out, n / 10);
     }
-    out.push((b'0' + (n % 10) as u8) as char);
+    // SAFETY: an ASCII digit keeps the text valid UTF-8.
+    unsafe { out.as_mut_vec() }.push(b'0' + (n % 10) as u8);
 }
 
 /// The decimal text of `n`.

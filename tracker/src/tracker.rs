@@ -200,7 +200,7 @@ impl State {
             title: &title,
             referrer: &referrer,
         };
-        let campaign = url::campaign_json(page.search);
+        let campaign = url::campaign_json(page.search, |v| h.decode(v));
         let context = context_json(
             &page,
             campaign.as_deref(),
