@@ -104,7 +104,7 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_EVENTHUBS_CREDENTIAL")]
     pub eventhubs_credential: Option<crate::sinks::eventhubs::Credential>,
 
-    /// Seconds to wait for one connect or batch send before reconnecting [default: 30]
+    /// Seconds to wait for one connect or batch send before reconnecting [default: 10]
     #[arg(long, env = "COLLECTOR_EVENTHUBS_TIMEOUT_SECS")]
     pub eventhubs_timeout_secs: Option<u64>,
 

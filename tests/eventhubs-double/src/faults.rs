@@ -2,6 +2,7 @@
 //! the relay's retry and dead-letter paths run against real rejections on the wire.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// An AMQP error the double puts in a `rejected` outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,7 @@ struct State {
     reject_next: u32,
     rejection: Option<Rejection>,
     max_event_body: Option<usize>,
+    delay: Option<Duration>,
     rejected: u64,
 }
 
@@ -49,6 +51,16 @@ impl Faults {
     /// `amqp:link:message-size-exceeded` (as the service does). `None` turns it off.
     pub fn reject_events_larger_than(&self, bytes: Option<usize>) {
         self.state.lock().unwrap().max_event_body = bytes;
+    }
+
+    /// Hold every event transfer this long before settling it: a slow broker, so a test can
+    /// be sure the client is mid-send when it kills something. `None` turns it off.
+    pub fn delay_transfers(&self, delay: Option<Duration>) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
+    pub(crate) fn delay(&self) -> Option<Duration> {
+        self.state.lock().unwrap().delay
     }
 
     /// How many transfers the double rejected so far.

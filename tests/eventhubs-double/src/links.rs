@@ -36,6 +36,7 @@ pub async fn serve_event_link(
     mut receiver: Receiver,
     recorder: Arc<Recorder>,
     faults: Arc<Faults>,
+    settle_delay: std::time::Duration,
 ) {
     let address = receiver
         .target()
@@ -60,6 +61,10 @@ pub async fn serve_event_link(
                 continue;
             }
         };
+        let delay = faults.delay().unwrap_or_default() + settle_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let settled = match faults.judge(events.iter().map(|e| e.body.len())) {
             Some(rejection) => receiver.reject(&delivery, to_amqp_error(&rejection)).await,
             None => {

@@ -82,6 +82,7 @@ pub async fn serve_request_link(
     node: String,
     routes: ReplyRoutes,
     hub: HubInfo,
+    settle_delay: Duration,
 ) {
     loop {
         let delivery = match receiver.recv::<Body<Value>>().await {
@@ -91,6 +92,8 @@ pub async fn serve_request_link(
                 return;
             }
         };
+        // See `DoubleConfig::settle_delay`: the request's sender waits for this disposition.
+        tokio::time::sleep(settle_delay).await;
         if receiver.accept(&delivery).await.is_err() {
             return;
         }

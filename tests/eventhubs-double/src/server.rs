@@ -31,6 +31,12 @@ pub struct DoubleConfig {
     pub partition_count: u32,
     /// The max-message-size every sender link is told at attach (the real service: 1 MiB).
     pub max_message_size: u64,
+    /// How long the double waits before settling a transfer. A real hub is never closer than
+    /// a network round trip, and the client's fe2o3-amqp 0.16 loses a disposition that arrives
+    /// before its sender has registered the delivery (the send then waits forever; fixed in
+    /// fe2o3-amqp 0.18, which the SDK does not use yet). On localhost that race is real, so
+    /// the default models a short round trip; set zero to provoke it.
+    pub settle_delay: Duration,
 }
 
 impl Default for DoubleConfig {
@@ -41,6 +47,7 @@ impl Default for DoubleConfig {
             hub: "clicks".into(),
             partition_count: 4,
             max_message_size: 1024 * 1024,
+            settle_delay: Duration::from_millis(2),
         }
     }
 }
@@ -290,12 +297,14 @@ async fn serve_session(
                         address,
                         routes.clone(),
                         shared.hub.clone(),
+                        shared.config.settle_delay,
                     ));
                 } else {
                     links.spawn(serve_event_link(
                         receiver,
                         shared.recorder.clone(),
                         shared.faults.clone(),
+                        shared.config.settle_delay,
                     ));
                 }
             }

@@ -115,7 +115,7 @@ impl EventHubsOptions {
             auth,
             hub: self.name,
             endpoint: self.endpoint,
-            timeout: Duration::from_secs(self.timeout_secs.unwrap_or(30).max(1)),
+            timeout: Duration::from_secs(self.timeout_secs.unwrap_or(10).max(1)),
         })
     }
 }
@@ -147,7 +147,7 @@ mod tests {
             !format!("{c:?}").contains("a2V5"),
             "the key never reaches logs"
         );
-        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.timeout, Duration::from_secs(10));
     }
 
     #[test]
