@@ -238,3 +238,119 @@ test('a collector refusing the batch (4xx): dropped with one warning, no retry s
     await h.stopCollector(c);
   }
 });
+
+test('SPA: popstate and hashchange are page views, without duplicates; flush by bytes', async () => {
+  const c = await h.startCollector();
+  const browser = await h.launch();
+  try {
+    const page = await browser.newPage();
+    let batches = 0;
+    page.on('request', (r) => r.url().endsWith('/v1/batch') && batches++);
+    const cfg = encodeURIComponent(JSON.stringify({ flushInterval: 60000, maxBatchBytes: 4000, autoEngagement: false }));
+    await page.goto(`${c.url}/esm.html?cfg=${cfg}`);
+    await page.evaluate(() => window.tracker.ready);
+    await page.evaluate(() => history.pushState({}, '', '/spa/a'));
+    await h.sleep(100);
+    await page.evaluate(() => (location.hash = 'section')); // hashchange (+ popstate): one view
+    await h.sleep(200);
+    await page.goBack(); // popstate back to /spa/a
+    await h.sleep(200);
+    assert.strictEqual(batches, 0, 'nothing sent before a trigger');
+    // ~1.2 KB per event with context: the byte limit (4000) flushes before the count (20).
+    await page.evaluate(() => window.tracker.track('Big', { blob: 'x'.repeat(1500) }));
+    await page.evaluate(() => window.tracker.track('Big', { blob: 'y'.repeat(1500) }));
+    await h.until(() => batches >= 1, 5000);
+    assert.strictEqual(await page.evaluate(() => window.tracker.flush()), true);
+    await h.stopCollector(c);
+    const events = await h.readCapture(c.dataDir);
+    const urls = events.filter((e) => e.type === 'page').map((p) => new URL(p.context.page.url).pathname + new URL(p.context.page.url).hash);
+    assert.deepStrictEqual(urls, ['/esm.html', '/spa/a', '/spa/a#section', '/spa/a']);
+    assert.strictEqual(byEvent(events, 'Big').length, 2);
+  } finally {
+    await browser.close();
+    await h.stopCollector(c);
+  }
+});
+
+test('cookieless mode keeps ids in sessionStorage only; storage that throws does not stop tracking', async () => {
+  const c = await h.startCollector();
+  const browser = await h.launch();
+  try {
+    const page = await browser.newPage();
+    const cfg = encodeURIComponent(JSON.stringify({ cookieless: true, flushAt: 1 }));
+    await page.goto(`${c.url}/esm.html?cfg=${cfg}`);
+    await page.evaluate(() => window.tracker.ready);
+    assert.strictEqual(await page.evaluate(() => window.tracker.flush()), true);
+    assert.deepStrictEqual(await page.evaluate(() => Object.keys(localStorage)), []);
+    assert.ok((await page.evaluate(() => Object.keys(sessionStorage))).includes('_cs.aid'));
+    assert.strictEqual(await page.evaluate(() => document.cookie), '');
+
+    // A second page where every storage access throws (as in old Safari private mode).
+    const p2 = await browser.newPage();
+    await p2.addInitScript(() => {
+      for (const m of ['getItem', 'setItem', 'removeItem', 'key']) {
+        Storage.prototype[m] = () => {
+          throw new DOMException('denied', 'SecurityError');
+        };
+      }
+    });
+    const errors = [];
+    p2.on('pageerror', (e) => errors.push(e));
+    await p2.goto(`${c.url}/esm.html?cfg=${encodeURIComponent(JSON.stringify({ flushAt: 1 }))}`);
+    await p2.evaluate(() => window.tracker.ready);
+    await p2.evaluate(() => window.tracker.track('No Storage'));
+    assert.strictEqual(await p2.evaluate(() => window.tracker.flush()), true);
+    assert.deepStrictEqual(errors, []);
+    await h.stopCollector(c);
+    const events = await h.readCapture(c.dataDir);
+    assert.strictEqual(byEvent(events, 'No Storage').length, 1);
+  } finally {
+    await browser.close();
+    await h.stopCollector(c);
+  }
+});
+
+test('a failed wasm load leaves the snippet stub swallowing calls silently', async () => {
+  const site = await h.startStatic({
+    '/p.html': () => ({
+      type: 'text/html',
+      body: `<!doctype html><title>P</title>${h.snippetTag({ 'write-key': 'e2e', src: '/missing/' })}
+        <script>clickstream.track('Queued').identify('u');</script>`,
+    }),
+  });
+  const browser = await h.launch();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e));
+    await page.goto(`${site.url}/p.html`);
+    await h.sleep(500);
+    const r = await page.evaluate(() => {
+      const cs = window.clickstream;
+      return cs.track('After Failure', { a: 1 }).page().flush() === cs;
+    });
+    assert.strictEqual(r, true);
+    assert.deepStrictEqual(errors, []);
+  } finally {
+    await browser.close();
+    await site.close();
+  }
+});
+
+test('the collector serves the tracker first-party: content types and ETag revalidation', async () => {
+  const c = await h.startCollector();
+  try {
+    const wasm = await fetch(`${c.url}/lib/tracker_core_bg.wasm`);
+    assert.strictEqual(wasm.status, 200);
+    assert.match(wasm.headers.get('content-type'), /^application\/wasm/);
+    const etag = wasm.headers.get('etag');
+    assert.ok(etag, 'ETag present');
+    await wasm.arrayBuffer();
+    const again = await fetch(`${c.url}/lib/tracker_core_bg.wasm`, { headers: { 'if-none-match': etag } });
+    assert.strictEqual(again.status, 304);
+    const js = await fetch(`${c.url}/lib/index.js`);
+    assert.match(js.headers.get('content-type'), /javascript/);
+  } finally {
+    await h.stopCollector(c);
+  }
+});
