@@ -90,13 +90,14 @@ const host = {
   warn: (m) => console.warn(m),
   parseDate: (s) => Date.parse(s),
   decode: (s) => attempt(() => decodeURIComponent(s.replace(/\+/g, ' ')), s),
-  listen: (spa, clicks, declarative, engagement) => {
+  listen: (page, spa, clicks, declarative, engagement) => {
+    const nav = () => setTimeout(() => run('_nav'));
+    if (page) nav();
     const on = (t, type, f) => t.addEventListener(type, f, { capture: true, passive: true });
     on(document, 'visibilitychange', () => run('_vis', visible() || undefined));
     on(window, 'pagehide', () => run('_hide'));
     on(window, 'pageshow', (e) => e.persisted && run('_show'));
     if (spa) {
-      const nav = () => setTimeout(() => run('_nav'));
       ['pushState', 'replaceState'].forEach((k) => {
         const orig = history[k];
         history[k] = function () {

@@ -64,8 +64,16 @@ extern "C" {
     pub fn parse_date(this: &Host, s: &str) -> f64;
     /// Installs the listeners (lifecycle always; the rest per switch). They report back
     /// through `call("_vis" | "_hide" | "_show" | "_nav" | "_input" | "_link" | "track")`.
+    /// With `page`, a `_nav` report follows in the next task (the automatic page view).
     #[wasm_bindgen(method)]
-    pub fn listen(this: &Host, spa: bool, clicks: bool, declarative: bool, engagement: bool);
+    pub fn listen(
+        this: &Host,
+        page: bool,
+        spa: bool,
+        clicks: bool,
+        declarative: bool,
+        engagement: bool,
+    );
 }
 
 // One import per kind of reading instead of one per reading: each import costs a wrapper

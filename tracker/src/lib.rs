@@ -54,7 +54,10 @@ fn start(host: JsValue) {
     }
     let host: host::Host = host.unchecked_into();
     let cfg = Config::read(|k| host.opt(k));
+    // The automatic page view comes in a task of its own, right after init (as a "_nav"
+    // report from the host), so init itself stays short.
     host.listen(
+        cfg.auto_page,
         cfg.auto_spa,
         cfg.auto_clicks,
         cfg.auto_declarative,
@@ -63,9 +66,7 @@ fn start(host: JsValue) {
     let page = cfg.auto_page;
     tracker::install(State::new(host, cfg));
     with(|s| {
-        if page {
-            s.page(None, None);
-        } else {
+        if !page {
             s.page_url = url::redact(&s.host.href(), &s.cfg.redact);
         }
         if s.cfg.auto_engagement {

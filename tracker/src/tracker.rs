@@ -38,6 +38,8 @@ pub struct State {
     anon: String,
     user: Option<String>,
     session: Session,
+    /// The per-browser context fields, read on first use (`Intl` costs 20+ ms the first
+    /// time a page touches it, so it stays off the init path).
     statics: String,
     queue: Queue,
     /// The batch being fetched, and whether that fetch has keepalive.
@@ -114,7 +116,7 @@ impl State {
             anon,
             user,
             session,
-            statics: host.statics(),
+            statics: String::new(),
             inflight: Vec::new(),
             inflight_keepalive: false,
             sending: false,
@@ -188,6 +190,9 @@ impl State {
             return;
         }
         let h = &self.host;
+        if self.statics.is_empty() {
+            self.statics = h.statics();
+        }
         self.session.touch(h.now());
         self.store.set(h, K_SESSION, &self.session.encode());
         let page_url = url::redact(&h.href(), &self.cfg.redact);
