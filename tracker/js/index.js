@@ -7,7 +7,20 @@
 // moves data; every decision is made in the wasm module.
 import load, { call } from './tracker_core.js';
 
+// Method numbers of the wasm export `call` (see tracker/src/lib.rs): the API methods are
+// 1 + their index here; then the tracker's own and the host's reports.
 const METHODS = ['track', 'page', 'identify', 'group', 'alias', 'reset', 'consent'];
+const START = 0;
+const FLUSH = 8;
+const STATS = 9;
+const DONE = 10;
+const TICK = 11;
+const NAV = 12;
+const VIS = 13;
+const HIDE = 14;
+const SHOW = 15;
+const INPUT = 16;
+const LINK = 17;
 
 // Arguments cross into wasm as text: objects as JSON, the rest with String().
 const text = (v) => (v == null ? undefined : typeof v == 'object' ? JSON.stringify(v) : String(v));
@@ -22,6 +35,7 @@ const run = (m, a, b, h) => {
 };
 
 let config = {};
+let out;
 let waiters = [];
 
 const area = (a) => (a == 1 ? localStorage : sessionStorage);
@@ -64,6 +78,7 @@ const NUM = [Date.now, Math.random, depth, () => +visible()];
 
 const host = {
   opt: (k) => (config[k] == null ? undefined : String(config[k])),
+  put: (s) => (out = s),
   settle: (ok) => waiters.splice(0).forEach((w) => w(ok)),
   // Readings, numbered as in tracker/src/host.rs (T_* and N_*).
   text: (w) => TEXT[w](),
@@ -81,22 +96,22 @@ const host = {
     }, ''),
   post: (url, body, keepalive) =>
     fetch(url, { method: 'POST', body, keepalive, credentials: 'omit' }).then(
-      (r) => run('_done', r.status, r.headers.get('retry-after')),
-      () => run('_done', 0),
+      (r) => run(DONE, r.status, r.headers.get('retry-after')),
+      () => run(DONE, 0),
     ),
   beacon: (url, body) => attempt(() => navigator.sendBeacon(url, body), false),
-  timer: (ms) => setTimeout(() => run('_tick'), ms),
+  timer: (ms) => setTimeout(() => run(TICK), ms),
   clear: (id) => clearTimeout(id),
   warn: (m) => console.warn(m),
   parseDate: (s) => Date.parse(s),
   decode: (s) => attempt(() => decodeURIComponent(s.replace(/\+/g, ' ')), s),
   listen: (page, spa, clicks, declarative, engagement) => {
-    const nav = () => setTimeout(() => run('_nav'));
+    const nav = () => setTimeout(() => run(NAV));
     if (page) nav();
     const on = (t, type, f) => t.addEventListener(type, f, { capture: true, passive: true });
-    on(document, 'visibilitychange', () => run('_vis', visible() || undefined));
-    on(window, 'pagehide', () => run('_hide'));
-    on(window, 'pageshow', (e) => e.persisted && run('_show'));
+    on(document, 'visibilitychange', () => run(VIS, visible() || undefined));
+    on(window, 'pagehide', () => run(HIDE));
+    on(window, 'pageshow', (e) => e.persisted && run(SHOW));
     if (spa) {
       ['pushState', 'replaceState'].forEach((k) => {
         const orig = history[k];
@@ -116,10 +131,10 @@ const host = {
       if (el) {
         const props = {};
         for (const a of el.attributes) if (a.name.startsWith('data-track-')) props[a.name.slice(11)] = a.value;
-        run('track', el.getAttribute('data-track'), props);
+        run(1, el.getAttribute('data-track'), props);
       } else if (clicks) {
         const a = t.closest('a[href]');
-        if (a) run('_link', a.href, a.hasAttribute('download') || undefined);
+        if (a) run(LINK, a.href, a.hasAttribute('download') || undefined);
       }
     };
     if (clicks || declarative) {
@@ -127,10 +142,10 @@ const host = {
       on(document, 'auxclick', click);
     }
     if (engagement) {
-      const input = () => run('_input');
+      const input = () => run(INPUT);
       on(window, 'pointerdown', input);
       on(window, 'keydown', input);
-      on(window, 'scroll', () => run('_input', depth()));
+      on(window, 'scroll', () => run(INPUT, depth()));
     }
   },
 };
@@ -139,18 +154,18 @@ export function init(cfg, wasm) {
   let queue = [];
   let live = false;
   const t = {};
-  METHODS.forEach((m) => {
-    t[m] = (a, b) => {
+  METHODS.forEach((name, i) => {
+    t[name] = (a, b) => {
       // page(properties) and identify(traits): the name/id may be left out.
-      if ((m == 'page' || m == 'identify') && a && typeof a == 'object') (b = a), (a = undefined);
-      live ? run(m, a, b) : queue && queue.push([m, a, b]);
+      if ((i == 1 || i == 2) && a && typeof a == 'object') (b = a), (a = undefined);
+      live ? run(i + 1, a, b) : queue && queue.push([i + 1, a, b]);
       return t;
     };
   });
   t.ready = load(wasm ? { module_or_path: wasm } : undefined).then(
     () => {
       config = cfg || {};
-      run('start', 0, 0, host);
+      run(START, 0, 0, host);
       live = true;
       queue.forEach((c) => run(...c));
       queue = null;
@@ -162,8 +177,8 @@ export function init(cfg, wasm) {
     },
   );
   t.flush = () =>
-    t.ready.then(() => (live ? new Promise((resolve) => (waiters.push(resolve), run('flush'))) : false));
-  t.stats = () => (live ? attempt(() => JSON.parse(run('stats')), null) : null);
+    t.ready.then(() => (live ? new Promise((resolve) => (waiters.push(resolve), run(FLUSH))) : false));
+  t.stats = () => (live ? attempt(() => (run(STATS), JSON.parse(out)), null) : null);
   return t;
 }
 

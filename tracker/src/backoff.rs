@@ -42,7 +42,7 @@ pub fn delay_ms(attempt: u32, rand01: f64) -> f64 {
 /// Parses a `Retry-After` given in seconds into milliseconds. HTTP dates are handled by
 /// the caller (they need the browser's clock and date parser).
 pub fn retry_after_secs_ms(v: &str) -> Option<f64> {
-    let v = v.trim();
+    let v = crate::text::trim(v);
     if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

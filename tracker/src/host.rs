@@ -18,6 +18,9 @@ extern "C" {
     /// A field of the `init` config object as text (`None` when absent).
     #[wasm_bindgen(method)]
     pub fn opt(this: &Host, key: &str) -> Option<String>;
+    /// Hands a result (the `stats()` JSON) back to the caller.
+    #[wasm_bindgen(method)]
+    pub fn put(this: &Host, text: &str);
     /// Settles every pending `flush()` promise with `ok`.
     #[wasm_bindgen(method)]
     pub fn settle(this: &Host, ok: bool);

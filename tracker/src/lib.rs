@@ -49,7 +49,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 /// Starts the tracker with the given config (see the README) and host (`js/index.js`).
 /// Later calls do nothing.
 fn start(host: JsValue) {
-    if tracker::started() || !host.is_object() {
+    if tracker::started() {
         return;
     }
     let host: host::Host = host.unchecked_into();
@@ -76,7 +76,10 @@ fn start(host: JsValue) {
     });
 }
 
-/// The single entry point: `call(method, host, a, b)` runs one tracker method.
+/// The single entry point: `call(method, host, a, b)` runs one tracker method, named by
+/// its number (0 start, 1 track, 2 page, 3 identify, 4 group, 5 alias, 6 reset,
+/// 7 consent, 8 flush, 9 stats; host reports: 10 done, 11 tick, 12 nav, 13 visibility,
+/// 14 hide, 15 show, 16 input, 17 link). The numbering is shared with `js/index.js`.
 ///
 /// One export, and only strings across it: every export and every JS value handled in
 /// Rust costs shims and bookkeeping in the module and the glue. The ES wrapper
@@ -86,17 +89,17 @@ fn start(host: JsValue) {
 /// - `start` (with `host`, the JS host object; null otherwise); `track(event, props)`;
 ///   `page(name?, props?)`; `identify(userId?, traits?)`; `group(groupId, traits?)`;
 ///   `alias(newId)`; `reset()`; `consent("granted"|"pending"|"denied")`; `flush()`
-///   (settled through `host.settle`); `stats()` → JSON text
-///   `{queued, inflight, dropped, anonymousId, userId, consent}`;
+///   (settled through `host.settle`); `stats()` (handed to `host.put` as JSON text
+///   `{queued, inflight, dropped, anonymousId, userId, consent}`);
 ///   plus the host's reports, whose names start with `_`.
 ///
 /// Unknown methods and missing arguments are ignored.
 #[wasm_bindgen]
-pub fn call(method: &str, host: JsValue, a: Option<String>, b: Option<String>) -> Option<String> {
+pub fn call(method: u8, host: JsValue, a: Option<String>, b: Option<String>) {
     let a = a.filter(|s| !s.is_empty());
     match method {
-        "start" => start(host),
-        "track" => {
+        0 => start(host),
+        1 => {
             if let Some(e) = a {
                 with(|s| {
                     s.enqueue(
@@ -107,13 +110,13 @@ pub fn call(method: &str, host: JsValue, a: Option<String>, b: Option<String>) -
                 });
             }
         }
-        "page" => {
+        2 => {
             with(|s| s.page(a.as_deref(), b.as_deref()));
         }
-        "identify" => {
+        3 => {
             with(|s| s.identify(a, b.as_deref()));
         }
-        "group" => {
+        4 => {
             if let Some(g) = a {
                 with(|s| {
                     s.enqueue(
@@ -124,57 +127,58 @@ pub fn call(method: &str, host: JsValue, a: Option<String>, b: Option<String>) -
                 });
             }
         }
-        "alias" => {
+        5 => {
             if let Some(n) = a {
                 with(|s| s.alias(n));
             }
         }
-        "reset" => {
+        6 => {
             with(|s| s.reset());
         }
-        "consent" => {
+        7 => {
             if let Some(c) = a.as_deref().and_then(Consent::parse) {
                 with(|s| s.set_consent(c));
             }
         }
-        "flush" => {
+        8 => {
             with(|s| s.flush_now());
         }
-        "stats" => return with(|s| s.stats()),
+        9 => {
+            with(|s| s.host.put(&s.stats()));
+        }
         // Reports from the host (see host.rs).
-        "_done" => {
+        10 => {
             with(|s| {
                 let status = a.as_deref().and_then(text::parse_u64).unwrap_or(0);
                 let o = transport::Outcome::read(&s.host, status, b.as_deref());
                 s.on_outcome(o)
             });
         }
-        "_tick" => {
+        11 => {
             with(|s| s.tick());
         }
-        "_nav" => {
+        12 => {
             with(|s| s.on_nav());
         }
-        "_vis" => {
+        13 => {
             with(|s| s.on_visibility(a.is_some()));
         }
-        "_hide" => {
+        14 => {
             with(|s| s.hide(true));
         }
-        "_show" => {
+        15 => {
             with(|s| s.restored());
         }
-        "_input" => {
+        16 => {
             with(|s| s.on_input(a.as_deref().and_then(text::parse_u64)));
         }
-        "_link" => {
+        17 => {
             if let Some(href) = a {
                 with(|s| s.on_link(&href, b.is_some()));
             }
         }
         _ => {}
     }
-    None
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]

@@ -81,7 +81,9 @@ pub fn started() -> bool {
 
 pub fn install(s: State) {
     if let Ok(mut g) = STATE.0.try_borrow_mut() {
-        *g = Some(s);
+        // The previous value is None (start runs once); forgetting it spares the module
+        // the State destructor.
+        core::mem::forget(g.replace(s));
     }
 }
 
