@@ -153,7 +153,19 @@ fn dead_letters(dir: &std::path::Path) -> Vec<Value> {
 async fn events_arrive_with_bodies_keys_properties_and_a_local_archive() {
     let double = Double::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let c = start(dir.path(), &double, &["--sink", "eventhubs,capture"]);
+    // The relay configured from the TOML file this time (the other tests use flags).
+    let toml = dir.path().join("collector.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "sink = [\"eventhubs\", \"capture\"]\neventhubs_connection_string = \"{}\"\n\
+             eventhubs_endpoint = \"{}\"\neventhubs_timeout_secs = 3\n",
+            double.connection_string(),
+            double.endpoint()
+        ),
+    )
+    .unwrap();
+    let c = Collector::start(dir.path(), &["--config", toml.to_str().unwrap()]);
     let n = 300;
     let ids = post_all(&c, "map", 0..n, 50).await;
     let got = wait_for_ids(&double, &ids, Some(&c)).await;

@@ -1,25 +1,36 @@
 //! `eventhubs-double --listen 127.0.0.1:PORT`: runs the Event Hubs double as a process for
-//! manual use and benchmarks, printing every accepted event as one NDJSON line on stdout.
+//! manual use and benchmarks. By default it prints every accepted event as one NDJSON line on
+//! stdout; `--latency-field receivedAt` instead measures, per event, the time from that RFC 3339
+//! timestamp in the event's JSON body to its arrival here, and prints one summary line on exit.
 
 use std::io::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use eventhubs_double::{Double, DoubleConfig};
+use eventhubs_double::{Double, DoubleConfig, ReceivedEvent};
 
 const USAGE: &str = "usage: eventhubs-double [--listen ADDR] [--hub NAME] [--namespace HOST] \
-[--partitions N] [--max-message-size BYTES] [--quiet]
+[--partitions N] [--max-message-size BYTES] [--quiet | --latency-field NAME]
   --listen            where to listen (default 127.0.0.1:5672)
   --hub               the event hub name (default clicks)
   --namespace         the namespace host in the connection string (never resolved)
   --partitions        partition count (default 4)
   --max-message-size  max-message-size reported on sender links (default 1048576)
-  --quiet             count events instead of printing them; print the count on exit";
+  --quiet             count events instead of printing them; print the count on exit
+  --latency-field F   don't print events; on exit (SIGTERM/SIGINT) print one JSON line with the
+                      count, arrival window and p50/p90/p99/max of (arrival - body.F) in ms";
 
-fn parse() -> anyhow::Result<(DoubleConfig, bool)> {
+enum Mode {
+    Print,
+    Quiet,
+    Latency(String),
+}
+
+fn parse() -> anyhow::Result<(DoubleConfig, Mode)> {
     let mut config = DoubleConfig {
         listen: "127.0.0.1:5672".parse()?,
         ..Default::default()
     };
-    let mut quiet = false;
+    let mut mode = Mode::Print;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -32,7 +43,8 @@ fn parse() -> anyhow::Result<(DoubleConfig, bool)> {
             "--namespace" => config.namespace = value()?,
             "--partitions" => config.partition_count = value()?.parse()?,
             "--max-message-size" => config.max_message_size = value()?.parse()?,
-            "--quiet" => quiet = true,
+            "--quiet" => mode = Mode::Quiet,
+            "--latency-field" => mode = Mode::Latency(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -40,26 +52,89 @@ fn parse() -> anyhow::Result<(DoubleConfig, bool)> {
             other => anyhow::bail!("unknown argument {other}\n{USAGE}"),
         }
     }
-    Ok((config, quiet))
+    Ok((config, mode))
+}
+
+/// Arrival-time statistics for `--latency-field`.
+#[derive(Default)]
+struct Latencies {
+    field: String,
+    millis: Vec<i64>,
+    missing: u64,
+    first_ms: Option<u128>,
+    last_ms: u128,
+}
+
+impl Latencies {
+    fn add(&mut self, event: &ReceivedEvent) {
+        let arrived = event
+            .received_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.first_ms.get_or_insert(arrived.as_millis());
+        self.last_ms = arrived.as_millis();
+        let stamp = serde_json::from_slice::<serde_json::Value>(&event.body)
+            .ok()
+            .and_then(|v| v.get(&self.field)?.as_str().map(str::to_owned))
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+        match stamp {
+            Some(t) => self
+                .millis
+                .push(arrived.as_millis() as i64 - t.timestamp_millis()),
+            None => self.missing += 1,
+        }
+    }
+
+    fn summary(mut self, events: usize) -> serde_json::Value {
+        self.millis.sort_unstable();
+        let q = |p: f64| -> Option<i64> {
+            let n = self.millis.len();
+            (n > 0).then(|| self.millis[((n as f64 * p).ceil() as usize).clamp(1, n) - 1])
+        };
+        let window_ms = self.first_ms.map(|f| self.last_ms - f).unwrap_or(0);
+        serde_json::json!({
+            "events": events,
+            "window_ms": window_ms,
+            "events_per_sec": if window_ms > 0 { events as f64 * 1000.0 / window_ms as f64 } else { 0.0 },
+            "latency_field": self.field,
+            "latency_ms": {"p50": q(0.50), "p90": q(0.90), "p99": q(0.99), "max": q(1.0)},
+            "without_field": self.missing,
+        })
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (config, quiet) = parse()?;
+    let (config, mode) = parse()?;
     let double = Double::start_with(config).await?;
+    double.recorder().forget_events();
     eprintln!("eventhubs-double listening on {}", double.addr());
     eprintln!("  endpoint:          {}", double.endpoint());
     eprintln!("  connection string: {}", double.connection_string());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    if !quiet {
+    if !matches!(mode, Mode::Quiet) {
         double.recorder().set_tap(tx);
     }
-    let printer = tokio::spawn(async move {
+    let latency_field = match &mode {
+        Mode::Latency(f) => Some(f.clone()),
+        _ => None,
+    };
+    let consumer = tokio::spawn(async move {
+        let mut stats = latency_field.map(|field| Latencies {
+            field,
+            ..Default::default()
+        });
         while let Some(event) = rx.recv().await {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", event.to_json());
-            let _ = out.flush();
+            match stats.as_mut() {
+                Some(s) => s.add(&event),
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", event.to_json());
+                    let _ = out.flush();
+                }
+            }
         }
+        stats
     });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -67,10 +142,15 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     double.kill();
-    printer.abort();
+    let events = double.recorder().len();
+    // Closing the tap lets the consumer finish what is queued.
+    double.recorder().close_tap();
+    if let Ok(Some(stats)) = consumer.await {
+        println!("{}", stats.summary(events));
+    }
     eprintln!(
-        "eventhubs-double: {} events accepted",
-        double.recorder().len()
+        "eventhubs-double: {events} events accepted (stopped at {:?})",
+        SystemTime::now()
     );
     Ok(())
 }

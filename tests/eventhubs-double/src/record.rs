@@ -69,6 +69,9 @@ impl ReceivedEvent {
 /// The shared log of accepted events, with a way to wait for more.
 #[derive(Debug, Default)]
 pub struct Recorder {
+    /// When set, events only go to the tap and are counted, not kept (long benchmark runs).
+    forget: std::sync::atomic::AtomicBool,
+    count: std::sync::atomic::AtomicUsize,
     events: Mutex<Vec<ReceivedEvent>>,
     transfers: Mutex<u64>,
     notify: Notify,
@@ -83,7 +86,11 @@ impl Recorder {
             }
         }
         *self.transfers.lock().unwrap() += 1;
-        self.events.lock().unwrap().extend(batch);
+        self.count
+            .fetch_add(batch.len(), std::sync::atomic::Ordering::SeqCst);
+        if !self.forget.load(std::sync::atomic::Ordering::Relaxed) {
+            self.events.lock().unwrap().extend(batch);
+        }
         self.notify.notify_waiters();
     }
 
@@ -92,8 +99,15 @@ impl Recorder {
         self.events.lock().unwrap().clone()
     }
 
+    /// How many events were accepted (kept or not).
     pub fn len(&self) -> usize {
-        self.events.lock().unwrap().len()
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stop keeping events in memory; they still reach the tap and are counted.
+    pub fn forget_events(&self) {
+        self.forget
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,6 +122,11 @@ impl Recorder {
     /// Every accepted event is also sent to this channel (the binary prints from it).
     pub fn set_tap(&self, tap: tokio::sync::mpsc::UnboundedSender<ReceivedEvent>) {
         *self.tap.lock().unwrap() = Some(tap);
+    }
+
+    /// Stops sending to the tap, so its receiver sees the end.
+    pub fn close_tap(&self) {
+        self.tap.lock().unwrap().take();
     }
 
     /// Waits until at least `n` events were accepted, or fails after `timeout`.
