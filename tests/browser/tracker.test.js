@@ -28,6 +28,7 @@ test('ESM path, same origin: page view, custom, identify, SPA, data-track, outbo
     await h.sleep(100);
     await page.click('#buy');
     await page.click('#pdf');
+    await page.click('#out');
     assert.strictEqual(await page.evaluate(() => window.tracker.flush()), true);
     await h.stopCollector(c);
     const events = await h.readCapture(c.dataDir);
@@ -58,6 +59,9 @@ test('ESM path, same origin: page view, custom, identify, SPA, data-track, outbo
     assert.deepStrictEqual(byEvent(events, 'Plan Chosen')[0].properties, { plan: 'pro', seats: '3' });
     assert.strictEqual(byEvent(events, 'Plan Chosen')[0].userId, 'user-42');
     assert.strictEqual(byEvent(events, 'File Downloaded')[0].properties.extension, 'pdf');
+    assert.deepStrictEqual(byEvent(events, 'Outbound Link Clicked')[0].properties, {
+      url: 'https://elsewhere.example/x?token=REDACTED',
+    });
   } finally {
     await browser.close();
     await h.stopCollector(c);
