@@ -48,11 +48,11 @@ fn edit_object(
 ) -> Result<(), String> {
     let raw = ev.remove(key).filter(|v| kind(v) == Kind::Object);
     let mut obj = match &raw {
-        Some(r) => Event::parse(r.get()).map_err(|e| format!("`{key}`: {e}"))?,
+        Some(r) => Event::parse(r).map_err(|e| format!("`{key}`: {e}"))?,
         None => Event::default(),
     };
     f(&mut obj)?;
-    let out = obj.to_raw();
+    let out = obj.to_json();
     drop(obj);
     ev.set(key, out);
     Ok(())
@@ -171,7 +171,7 @@ mod tests {
         let text = v.to_string();
         let mut e = Event::parse(&text).unwrap();
         enrich(&mut e, r).unwrap();
-        serde_json::from_str(e.to_raw().get()).unwrap()
+        serde_json::from_str(&e.to_json()).unwrap()
     }
 
     #[test]

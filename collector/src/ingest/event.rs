@@ -1,7 +1,8 @@
 //! One event as a flat list of its top-level fields, with each value left as raw JSON text
 //! borrowed from the request body. Validation and enrichment only look at a few top-level
 //! fields, so properties, traits and the rest are checked for syntax and copied through
-//! without being parsed into trees, which keeps ingest cheap.
+//! without being parsed into trees, which keeps ingest cheap. Values are JSON text: borrowed
+//! from the body (checked by the parser) or written by us (valid by construction).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,10 +12,10 @@ use serde_json::value::RawValue;
 
 #[derive(Debug, Default, Clone)]
 pub struct Event<'a> {
-    fields: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
+    fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-/// The JSON type of a raw value, from its first byte.
+/// A JSON type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Null,
@@ -25,8 +26,9 @@ pub enum Kind {
     Object,
 }
 
-pub fn kind(raw: &RawValue) -> Kind {
-    match raw.get().as_bytes().first() {
+/// The JSON type of a value's text, from its first byte.
+pub fn kind(json: &str) -> Kind {
+    match json.as_bytes().first() {
         Some(b'n') => Kind::Null,
         Some(b't' | b'f') => Kind::Bool,
         Some(b'"') => Kind::String,
@@ -36,14 +38,14 @@ pub fn kind(raw: &RawValue) -> Kind {
     }
 }
 
-/// A JSON string value.
-pub fn raw_string(s: &str) -> Box<RawValue> {
-    RawValue::from_string(serde_json::to_string(s).expect("strings serialize")).expect("valid JSON")
+/// A string as JSON text.
+pub fn raw_string(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
 }
 
-/// Any serializable value as raw JSON.
-pub fn raw_json<T: serde::Serialize + ?Sized>(v: &T) -> Box<RawValue> {
-    serde_json::value::to_raw_value(v).expect("value serializes")
+/// Any serializable value as JSON text.
+pub fn raw_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("value serializes")
 }
 
 impl<'a> Event<'a> {
@@ -64,7 +66,7 @@ impl<'a> Event<'a> {
         Ok(ev)
     }
 
-    pub fn get(&self, key: &str) -> Option<&RawValue> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(k, _)| k == key)
@@ -72,7 +74,7 @@ impl<'a> Event<'a> {
     }
 
     /// The field unless it is absent or `null`.
-    pub fn present(&self, key: &str) -> Option<&RawValue> {
+    pub fn present(&self, key: &str) -> Option<&str> {
         self.get(key).filter(|v| kind(v) != Kind::Null)
     }
 
@@ -82,7 +84,7 @@ impl<'a> Event<'a> {
         if kind(raw) != Kind::String {
             return None;
         }
-        let s = raw.get();
+        let s = raw;
         let inner = &s[1..s.len() - 1];
         if inner.contains('\\') {
             serde_json::from_str::<String>(s).ok().map(Cow::Owned)
@@ -91,11 +93,12 @@ impl<'a> Event<'a> {
         }
     }
 
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 
-    pub fn set(&mut self, key: &str, value: Box<RawValue>) {
+    /// Set a field to JSON text (which the caller produced with serde_json).
+    pub fn set(&mut self, key: &str, value: String) {
         match self.fields.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => *v = Cow::Owned(value),
             None => self
@@ -109,13 +112,13 @@ impl<'a> Event<'a> {
     }
 
     /// Set unless the field is present and not null.
-    pub fn set_default(&mut self, key: &str, value: &RawValue) {
+    pub fn set_default(&mut self, key: &str, value: &str) {
         if self.present(key).is_none() {
-            self.set(key, value.to_owned());
+            self.set(key, value.to_string());
         }
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<Cow<'a, RawValue>> {
+    pub fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
         let i = self.fields.iter().position(|(k, _)| k == key)?;
         Some(self.fields.remove(i).1)
     }
@@ -129,15 +132,15 @@ impl<'a> Event<'a> {
             }
             serde_json::to_writer(&mut *out, k.as_ref()).expect("strings serialize");
             out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
+            out.extend_from_slice(v.as_bytes());
         }
         out.push(b'}');
     }
 
-    pub fn to_raw(&self) -> Box<RawValue> {
+    pub fn to_json(&self) -> String {
         let mut out = Vec::new();
         self.write(&mut out);
-        RawValue::from_string(String::from_utf8(out).expect("JSON is UTF-8")).expect("valid JSON")
+        String::from_utf8(out).expect("JSON is UTF-8")
     }
 }
 
@@ -171,14 +174,14 @@ impl<'de> Visitor<'de> for EventVisitor {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event<'de>, A::Error> {
-        let mut fields: Vec<(Cow<'de, str>, Cow<'de, RawValue>)> =
+        let mut fields: Vec<(Cow<'de, str>, Cow<'de, str>)> =
             Vec::with_capacity(map.size_hint().unwrap_or(12));
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
             let v: &'de RawValue = map.next_value()?;
             if fields.iter().any(|(existing, _)| *existing == k) {
                 return Err(de::Error::custom(format!("duplicate key `{k}`")));
             }
-            fields.push((k, Cow::Borrowed(v)));
+            fields.push((k, Cow::Borrowed(v.get())));
         }
         Ok(Event { fields })
     }
@@ -193,7 +196,7 @@ mod tests {
         let text = r#"{"type":"track","properties":{"a":[1,2.50,{"b":null}]},"esc\"key":"x\ny"}"#;
         let mut ev = Event::parse(text).unwrap();
         assert_eq!(
-            ev.get("properties").unwrap().get(),
+            ev.get("properties").unwrap(),
             r#"{"a":[1,2.50,{"b":null}]}"#
         );
         assert_eq!(ev.str("esc\"key").unwrap(), "x\ny");
@@ -202,8 +205,7 @@ mod tests {
         ev.set_str("type", "page");
         ev.set_str("new", "v");
         ev.remove("properties");
-        let out = ev.to_raw();
-        let v: serde_json::Value = serde_json::from_str(out.get()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type":"page","esc\"key":"x\ny","new":"v"})

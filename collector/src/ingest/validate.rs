@@ -28,9 +28,9 @@ fn id_field(ev: &mut Event, key: &str) -> Result<bool, String> {
     };
     match kind(raw) {
         Kind::Null => Ok(false),
-        Kind::String => Ok(raw.get().len() > 2),
+        Kind::String => Ok(raw.len() > 2),
         Kind::Number => {
-            let s = raw_string(raw.get());
+            let s = raw_string(raw);
             ev.set(key, s);
             Ok(true)
         }
@@ -73,7 +73,7 @@ pub fn validate(ev: &mut Event, route: Option<MessageType>) -> Result<MessageTyp
     for key in ["timestamp", "sentAt", "originalTimestamp"] {
         if let Some(v) = ev.present(key) {
             if ev.str(key).and_then(|s| parse_timestamp(&s)).is_none() {
-                return Err(format!("`{key}` is not an ISO-8601 date-time: {}", v.get()));
+                return Err(format!("`{key}` is not an ISO-8601 date-time: {v}"));
             }
         }
     }

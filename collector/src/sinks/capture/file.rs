@@ -10,6 +10,7 @@ use anyhow::Context;
 use apache_avro::{Codec, Writer};
 
 use super::schema::{self, SCHEMA};
+use crate::sinks::meta::EventMeta;
 use crate::spool::Record;
 
 /// A `File` whose `write` always writes everything (apache-avro calls `write`, not
@@ -71,8 +72,9 @@ impl CaptureFile {
     /// Append records as one Avro block and fsync it.
     pub fn append(&mut self, records: &[Record]) -> anyhow::Result<()> {
         for r in records {
+            let meta = EventMeta::parse(&r.payload);
             self.writer
-                .append(schema::to_avro(r))
+                .append_ser(schema::event_data(r, &meta))
                 .context("encoding capture record")?;
         }
         self.writer.flush().context("writing capture block")?;

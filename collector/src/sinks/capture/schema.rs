@@ -2,11 +2,13 @@
 //! Capture record. `SequenceNumber` and `Offset` hold the spool position, which makes crash
 //! recovery exact (see `recover`).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use crate::sinks::meta::EventMeta;
 use crate::spool::Record;
@@ -29,9 +31,6 @@ pub const CAPTURE_SCHEMA: &str = r#"{
 pub static SCHEMA: LazyLock<Schema> =
     LazyLock::new(|| Schema::parse_str(CAPTURE_SCHEMA).expect("capture schema parses"));
 
-/// Union branch of "string" in both map value unions.
-const STRING_BRANCH: u32 = 2;
-
 /// Capture's EnqueuedTimeUtc format, e.g. `11/28/2026 3:09:38 PM`.
 pub fn enqueued_time(t: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike, Timelike};
@@ -48,43 +47,70 @@ pub fn enqueued_time(t: chrono::DateTime<chrono::Utc>) -> String {
     )
 }
 
-fn string(s: impl Into<String>) -> Value {
-    Value::Union(STRING_BRANCH, Box::new(Value::String(s.into())))
+/// One Capture record, serialized straight into the Avro block (no intermediate value tree).
+#[derive(Serialize)]
+pub struct EventData<'a> {
+    #[serde(rename = "SequenceNumber")]
+    sequence_number: i64,
+    #[serde(rename = "Offset")]
+    offset: String,
+    #[serde(rename = "EnqueuedTimeUtc")]
+    enqueued_time_utc: String,
+    #[serde(rename = "SystemProperties")]
+    system_properties: StringMap<'a>,
+    #[serde(rename = "Properties")]
+    properties: StringMap<'a>,
+    #[serde(rename = "Body")]
+    body: Option<Body<'a>>,
+}
+
+/// A map of string values (the "string" branch of the Capture map unions).
+struct StringMap<'a>(Vec<(&'a str, Cow<'a, str>)>);
+
+impl Serialize for StringMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v.as_ref())?;
+        }
+        m.end()
+    }
+}
+
+/// Avro `bytes`, not an array of ints.
+struct Body<'a>(&'a [u8]);
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
 }
 
 /// The Capture record of one spooled event. The enqueue time is the event's `receivedAt`.
-pub fn to_avro(record: &Record) -> Value {
-    let meta = EventMeta::parse(&record.payload);
+pub fn event_data<'a>(record: &'a Record, meta: &'a EventMeta<'a>) -> EventData<'a> {
     let enqueued = meta
         .received_at
         .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(chrono::Utc::now);
-    let mut system = HashMap::new();
-    system.insert("content-type".to_string(), string("application/json"));
+    let mut system = vec![("content-type", Cow::Borrowed("application/json"))];
     if let Some(key) = meta.partition_key() {
-        system.insert("x-opt-partition-key".to_string(), string(key));
+        system.push(("x-opt-partition-key", Cow::Borrowed(key)));
     }
-    let properties: HashMap<String, Value> = meta
+    let properties = meta
         .properties()
         .into_iter()
-        .map(|(k, v)| (k.to_string(), string(v)))
+        .map(|(k, v)| (k, Cow::Owned(v)))
         .collect();
-    Value::Record(vec![
-        ("SequenceNumber".into(), Value::Long(record.seq as i64)),
-        ("Offset".into(), Value::String(record.seq.to_string())),
-        (
-            "EnqueuedTimeUtc".into(),
-            Value::String(enqueued_time(enqueued)),
-        ),
-        ("SystemProperties".into(), Value::Map(system)),
-        ("Properties".into(), Value::Map(properties)),
-        (
-            "Body".into(),
-            Value::Union(1, Box::new(Value::Bytes(record.payload.to_vec()))),
-        ),
-    ])
+    EventData {
+        sequence_number: record.seq as i64,
+        offset: record.seq.to_string(),
+        enqueued_time_utc: enqueued_time(enqueued),
+        system_properties: StringMap(system),
+        properties: StringMap(properties),
+        body: Some(Body(&record.payload)),
+    }
 }
 
 /// The spool position stored in a Capture record.
@@ -104,13 +130,43 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn record_validates_against_schema() {
-        let rec = Record { seq: 7, payload: r#"{"type":"track","event":"Buy","anonymousId":"a","receivedAt":"2026-11-28T15:09:38.123Z"}"#.into() };
-        let v = to_avro(&rec);
-        assert!(v.validate(&SCHEMA));
-        assert_eq!(sequence_number(&v), Some(7));
-        let Value::Record(fields) = &v else { panic!() };
+    fn record_round_trips_through_an_avro_file() {
+        let rec = Record {
+            seq: 7,
+            payload: r#"{"type":"track","event":"Buy","anonymousId":"a","receivedAt":"2026-11-28T15:09:38.123Z"}"#.into(),
+        };
+        let meta = EventMeta::parse(&rec.payload);
+        let mut w = apache_avro::Writer::new(&SCHEMA, Vec::new());
+        w.append_ser(event_data(&rec, &meta)).unwrap();
+        let bytes = w.into_inner().unwrap();
+        let values: Vec<Value> = apache_avro::Reader::new(&bytes[..])
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(sequence_number(&values[0]), Some(7));
+        let Value::Record(fields) = &values[0] else {
+            panic!()
+        };
+        assert_eq!(fields[1].1, Value::String("7".into()));
         assert_eq!(fields[2].1, Value::String("11/28/2026 3:09:38 PM".into()));
+        let Value::Map(system) = &fields[3].1 else {
+            panic!()
+        };
+        assert_eq!(
+            system["x-opt-partition-key"],
+            Value::Union(2, Box::new(Value::String("a".into())))
+        );
+        let Value::Map(props) = &fields[4].1 else {
+            panic!()
+        };
+        assert_eq!(
+            props["event"],
+            Value::Union(2, Box::new(Value::String("Buy".into())))
+        );
+        assert_eq!(
+            fields[5].1,
+            Value::Union(1, Box::new(Value::Bytes(rec.payload.to_vec())))
+        );
     }
 
     #[test]
