@@ -413,3 +413,35 @@ test('init main-thread time in Chromium (printed; README reports it)', async () 
     await h.stopCollector(c);
   }
 });
+
+test('a 503 with Retry-After (full spool): the event is kept and the retry waits as asked', async () => {
+  // The real collector with a one-segment 4 KB spool, filled up first: it answers
+  // 503 + Retry-After: 5 to every batch after that.
+  const c = await h.startCollector({ args: ['--spool-max-bytes', '4096', '--spool-segment-bytes', '4096'] });
+  const browser = await h.launch();
+  try {
+    const filler = JSON.stringify({ batch: [{ type: 'track', event: 'Filler', anonymousId: 'f', properties: { pad: 'x'.repeat(900) } }] });
+    for (let i = 0; ; i++) {
+      const r = await fetch(`${c.url}/v1/batch`, { method: 'POST', body: filler });
+      if (r.status === 503) break;
+      assert.ok(i < 20, `the spool never filled (status ${r.status})`);
+    }
+    const page = await browser.newPage();
+    const sent = [];
+    const statuses = [];
+    page.on('request', (r) => r.url().endsWith('/v1/batch') && sent.push(Date.now()));
+    page.on('response', (r) => r.url().endsWith('/v1/batch') && statuses.push([r.status(), r.headers()['retry-after']]));
+    const cfg = encodeURIComponent(JSON.stringify({ flushInterval: 200, autoPage: false, autoEngagement: false }));
+    await page.goto(`${c.url}/esm.html?cfg=${cfg}`);
+    await page.evaluate(() => window.tracker.ready);
+    await page.evaluate(() => window.tracker.track('Patient'));
+    await h.until(() => sent.length >= 2, 15000);
+    assert.deepStrictEqual(statuses[0], [503, '5']);
+    const gap = sent[1] - sent[0];
+    assert.ok(gap >= 4900, `retry after ${gap} ms honours Retry-After: 5 (backoff alone would be ~0.5-1 s)`);
+    assert.strictEqual(await page.evaluate(() => window.tracker.stats().queued), 1, 'the event is kept');
+  } finally {
+    await browser.close();
+    await h.stopCollector(c);
+  }
+});
