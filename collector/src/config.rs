@@ -123,6 +123,14 @@ pub struct Options {
     /// Seconds to wait on shutdown for requests and sinks to finish [default: 10]
     #[arg(long, env = "COLLECTOR_SHUTDOWN_TIMEOUT_SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+
+    /// Live inspector at /inspector, /debug/stream and /debug/events [default: off; on with --demo]
+    #[arg(long, env = "COLLECTOR_INSPECTOR", num_args = 0..=1, default_missing_value = "true")]
+    pub inspector: Option<bool>,
+
+    /// Demo mode: serve the demo site (www) and the built tracker (tracker/pkg), inspector on
+    #[arg(long, env = "COLLECTOR_DEMO", num_args = 0..=1, default_missing_value = "true")]
+    pub demo: Option<bool>,
 }
 
 #[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +182,7 @@ pub struct Config {
     pub tracker_prefix: String,
     pub site_dir: Option<PathBuf>,
     pub shutdown_timeout: Duration,
+    pub inspector: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +253,8 @@ impl Options {
             tracker_prefix: self.tracker_prefix.or(o.tracker_prefix),
             site_dir: self.site_dir.or(o.site_dir),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(o.shutdown_timeout_secs),
+            inspector: self.inspector.or(o.inspector),
+            demo: self.demo.or(o.demo),
         }
     }
 
@@ -259,6 +270,7 @@ impl Options {
             }
             None => self,
         };
+        let demo = opts.demo.unwrap_or(false);
         let data_dir = opts.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let mut sinks = opts.sink.unwrap_or_else(|| vec![SinkKind::Capture]);
         sinks.dedup();
@@ -340,10 +352,13 @@ impl Options {
             spool,
             capture,
             eventhubs,
-            tracker_dir: opts.tracker_dir,
+            tracker_dir: opts
+                .tracker_dir
+                .or_else(|| demo.then(|| PathBuf::from("tracker/pkg"))),
             tracker_prefix,
-            site_dir: opts.site_dir,
+            site_dir: opts.site_dir.or_else(|| demo.then(|| PathBuf::from("www"))),
             shutdown_timeout: Duration::from_secs(opts.shutdown_timeout_secs.unwrap_or(10)),
+            inspector: opts.inspector.unwrap_or(demo),
         })
     }
 }
@@ -368,6 +383,23 @@ mod tests {
         assert_eq!(c.capture.roll_after, Duration::from_secs(300));
         assert_eq!(c.ingest.max_body_bytes, 512_000);
         assert_eq!(c.tracker_prefix, "/lib");
+        assert!(!c.inspector && c.site_dir.is_none());
+    }
+
+    #[test]
+    fn demo_mode_serves_site_tracker_and_inspector() {
+        let c = Options::try_parse_from(["collector", "--demo"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(c.inspector);
+        assert_eq!(c.site_dir, Some(PathBuf::from("www")));
+        assert_eq!(c.tracker_dir, Some(PathBuf::from("tracker/pkg")));
+        let c = Options::try_parse_from(["collector", "--demo", "--inspector", "false"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(!c.inspector);
     }
 
     #[test]

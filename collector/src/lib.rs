@@ -16,10 +16,13 @@
 //! - [`sinks`]: drain the spool, each from its own cursor: [`sinks::capture`] writes Event Hubs
 //!   Capture Avro files, [`sinks::stdout`] writes NDJSON.
 //! - [`deadletter`]: rejected events with their reasons.
+//! - [`inspector`]: the live view of accepted and rejected events (off unless asked for).
 
+pub mod capture_cli;
 pub mod config;
 pub mod deadletter;
 pub mod ingest;
+pub mod inspector;
 pub mod metrics;
 pub mod respond;
 pub mod routes;
@@ -136,6 +139,9 @@ pub async fn run_with(
             cfg: config.ingest.clone(),
             spool: spool.clone(),
             dead_letters,
+            inspector: config
+                .inspector
+                .then(|| Arc::new(inspector::Inspector::new())),
         },
         metrics,
         sinks: healths,
@@ -144,6 +150,9 @@ pub async fn run_with(
         site_dir: config.site_dir.clone(),
     });
     let addr = listener.local_addr()?;
+    if config.inspector {
+        tracing::info!("live inspector on http://{addr}/inspector");
+    }
     tracing::info!(sinks = ?config.sinks, data_dir = %config.data_dir.display(), "listening on http://{addr}");
     server::serve(listener, app, shutdown, config.shutdown_timeout).await;
 

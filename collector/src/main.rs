@@ -1,11 +1,52 @@
-//! The `collector` binary: parse options, set up logging, run.
+//! The `collector` binary: parse the command line, set up logging, run the server, or run a
+//! `capture` tool.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use collector::capture_cli::{self, CaptureCommand};
 use collector::config::{LogFormat, Options};
 
+#[derive(Parser)]
+#[command(
+    name = "collector",
+    version,
+    about = "Segment-compatible clickstream collector: durable spool, Event Hubs Capture files, Event Hubs relay",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read capture Avro files: `collector capture cat|stats PATH...`
+    #[command(subcommand)]
+    Capture(CaptureCommand),
+}
+
 fn main() {
-    let options = Options::parse();
-    let config = match options.resolve() {
+    let cli = Cli::parse();
+    if let Some(Command::Capture(cmd)) = cli.command {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let result = match &cmd {
+            CaptureCommand::Cat(args) => capture_cli::cat(args, &mut out),
+            CaptureCommand::Stats(args) => capture_cli::stats(args, &mut out),
+        };
+        if let Err(e) = result.and_then(|()| std::io::Write::flush(&mut out).map_err(Into::into)) {
+            // A closed pipe (`| head`) is not an error worth a message.
+            if !e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                eprintln!("collector capture: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    let config = match cli.options.resolve() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("collector: {e:#}");

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::ingest::message::MessageType;
 use crate::ingest::{decode, pixel_data, ApiError, Endpoint, Ingest, Outcome};
+use crate::inspector::{self, Filter};
 use crate::respond::{self, Body};
 use crate::sinks::SinkHealth;
 use crate::static_files;
@@ -61,6 +62,7 @@ fn route_label(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
+        "/inspector" | "/debug/events" | "/debug/stream" => "inspector",
         _ => "other",
     }
 }
@@ -111,6 +113,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<
         }
         (&Method::GET | &Method::HEAD, "/readyz") => readiness(app),
         (&Method::GET | &Method::HEAD, "/metrics") => metrics(app),
+        (&Method::GET | &Method::HEAD, "/inspector" | "/debug/events" | "/debug/stream") => {
+            inspect(app, &req)
+        }
         (&Method::GET | &Method::HEAD, p) => static_file(app, p, req.headers()).await,
         _ => respond::error(
             StatusCode::NOT_FOUND,
@@ -239,6 +244,39 @@ fn readiness(app: &App) -> Response<Body> {
         status,
         &json!({"ready": ready, "spool": {"ok": spool_ok, "bytes": stats.bytes, "max_bytes": stats.max_bytes, "head": stats.head}, "sinks": sinks}),
     )
+}
+
+fn inspect(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let Some(inspector) = &app.ingest.inspector else {
+        return respond::error(
+            StatusCode::NOT_FOUND,
+            "the inspector is off; start the collector with --inspector (or --demo)",
+        );
+    };
+    let filter = Filter::from_query(req.uri().query());
+    match req.uri().path() {
+        "/inspector" => Response::builder()
+            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(respond::full(Bytes::from_static(
+                inspector::page::HTML.as_bytes(),
+            )))
+            .unwrap(),
+        "/debug/stream" => inspector::stream::response(inspector, filter),
+        _ => {
+            let limit = req
+                .uri()
+                .query()
+                .into_iter()
+                .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+                .find(|(k, _)| k == "limit")
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+                .unwrap_or(100);
+            let recent = inspector.recent(&filter, limit);
+            let events: Vec<&inspector::Entry> = recent.iter().map(|e| &**e).collect();
+            respond::json(StatusCode::OK, &json!({ "events": events }))
+        }
+    }
 }
 
 fn metrics(app: &App) -> Response<Body> {

@@ -21,8 +21,11 @@ use hyper::header::{HeaderMap, AUTHORIZATION, USER_AGENT};
 use hyper::StatusCode;
 use serde_json::value::RawValue;
 
+use std::sync::Arc;
+
 use crate::config::IngestConfig;
 use crate::deadletter::{DeadLetter, DeadLetters};
+use crate::inspector::Inspector;
 use crate::spool::{AppendError, Spool};
 use enrich::RequestInfo;
 use event::Event;
@@ -69,6 +72,8 @@ pub struct Ingest {
     pub cfg: IngestConfig,
     pub spool: Spool,
     pub dead_letters: DeadLetters,
+    /// Set only when the live inspector is on; ingest does no inspector work otherwise.
+    pub inspector: Option<Arc<Inspector>>,
 }
 
 /// The write key from HTTP Basic auth: Segment puts it in the username.
@@ -190,8 +195,14 @@ impl Ingest {
                 }
             }
         }
+        if let Some(inspector) = &self.inspector {
+            for d in &dead {
+                inspector.rejected(d.event.get().as_bytes(), &d.reason);
+            }
+        }
         self.dead_letters.write(dead).await;
         outcome.accepted = payloads.len();
+        let shown = self.inspector.as_ref().map(|_| payloads.clone());
         let bytes: usize = payloads.iter().map(Bytes::len).sum();
         self.spool.append(payloads).await.map_err(|e| match e {
             AppendError::Full => ApiError {
@@ -216,6 +227,9 @@ impl Ingest {
                 )
             },
         })?;
+        if let (Some(inspector), Some(shown)) = (&self.inspector, shown) {
+            inspector.accepted(&shown);
+        }
         metrics::counter!("collector_events_accepted_total").increment(outcome.accepted as u64);
         metrics::counter!("collector_events_rejected_total")
             .increment(outcome.rejected.len() as u64);
