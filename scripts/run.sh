@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
-# about: build and start the collector (capture sink, data in ./data); extra args go to the collector
+# about: the main job: build the tracker and the collector, then start the collector in demo mode
+# The collector runs with the local capture sink (data in ./data), serves the demo shop at /,
+# the tracker first-party at /lib/ and the live inspector at /inspector. Extra arguments go to
+# the collector, e.g. `./dev run --listen 0.0.0.0:8080` or `./dev run --sink capture,stdout`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/_tracker_deps.sh
+ensure_tracker_build_deps
+bash scripts/build-tracker.sh
 cargo build --release -p collector
-args=()
-[ -f tracker/pkg/index.js ] && args+=(--tracker-dir tracker/pkg)
-echo "collector: http://127.0.0.1:8080  (send events to /v1/batch; capture files in ./data/capture)"
-exec target/release/collector "${args[@]}" "$@"
+listen=127.0.0.1:8080
+prev=
+for a in "$@"; do
+  [ "$prev" = --listen ] && listen=$a
+  case "$a" in --listen=*) listen=${a#--listen=};; esac
+  prev=$a
+done
+cat <<MSG
+
+  Demo shop:       http://$listen/
+  Live inspector:  http://$listen/inspector
+  Send events:     python3 examples/send_events.py --url http://$listen
+  Capture files:   ./data/capture   (read: target/release/collector capture cat data/capture)
+
+MSG
+exec target/release/collector --demo "$@"
