@@ -163,6 +163,22 @@ test('consent denied: nothing sent, nothing stored', async () => {
     await page.close({ runBeforeUnload: true });
     await h.sleep(500);
     assert.strictEqual(batches, 0);
+
+    // Consent withdrawn at run time: what was stored is erased, what was queued never leaves.
+    const p2 = await browser.newPage();
+    let batches2 = 0;
+    p2.on('request', (r) => r.url().endsWith('/v1/batch') && batches2++);
+    await p2.goto(`${c.url}/esm.html?cfg=${encodeURIComponent(JSON.stringify({ flushInterval: 60000 }))}`);
+    await p2.evaluate(() => window.tracker.ready);
+    await p2.evaluate(() => window.tracker.identify('u-2').track('Queued'));
+    const before = await p2.evaluate(() => Object.keys(localStorage).sort());
+    assert.ok(before.includes('_cs.aid') && before.includes('_cs.uid'), `stored while granted: ${before}`);
+    await p2.evaluate(() => window.tracker.consent('denied').track('After Denial'));
+    assert.deepStrictEqual(await p2.evaluate(() => Object.keys(localStorage).concat(Object.keys(sessionStorage))), []);
+    assert.strictEqual(await p2.evaluate(() => window.tracker.stats().queued), 0);
+    await p2.close({ runBeforeUnload: true });
+    await h.sleep(500);
+    assert.strictEqual(batches2, 0);
     await h.stopCollector(c);
     assert.deepStrictEqual(await h.readCapture(c.dataDir), []);
   } finally {

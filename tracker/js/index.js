@@ -94,6 +94,7 @@ const host = {
       for (let i = 0; i < s.length; i++) if (s.key(i).startsWith(p)) out.push(s.key(i));
       return out.join('\n');
     }, ''),
+  wipe: (p) => [1, 2].forEach((a) => host.keys(a, p).split('\n').forEach((k) => host.del(a, k))),
   post: (url, body, keepalive) =>
     fetch(url, { method: 'POST', body, keepalive, credentials: 'omit' }).then(
       (r) => run(DONE, r.status, r.headers.get('retry-after')),

@@ -40,6 +40,9 @@ extern "C" {
     pub fn set(this: &Host, area: u8, key: &str, value: &str) -> bool;
     #[wasm_bindgen(method)]
     pub fn del(this: &Host, area: u8, key: &str);
+    /// Removes the keys starting with `prefix` from both areas.
+    #[wasm_bindgen(method)]
+    pub fn wipe(this: &Host, prefix: &str);
     /// The keys starting with `prefix`, one per line.
     #[wasm_bindgen(method)]
     pub fn keys(this: &Host, area: u8, prefix: &str) -> String;

@@ -7,7 +7,6 @@
 
 use crate::host::Host;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 /// Prefix of every key the tracker writes.
 pub const PREFIX: &str = "_cs.";
@@ -55,24 +54,16 @@ impl Store {
         }
     }
 
-    /// All keys starting with `prefix`.
-    pub fn keys(&self, h: &Host, prefix: &str) -> Vec<String> {
+    /// The keys starting with `prefix`, one per line.
+    pub fn keys(&self, h: &Host, prefix: &str) -> String {
         if self.area == 0 {
-            return Vec::new();
+            return String::new();
         }
-        crate::text::split(&h.keys(self.area, prefix), b'\n')
-            .filter(|k| !k.is_empty())
-            .map(String::from)
-            .collect()
+        h.keys(self.area, prefix)
     }
 
     /// Removes every tracker key from both areas.
     pub fn wipe(h: &Host) {
-        for area in [LOCAL, SESSION] {
-            let s = Store { area };
-            for k in s.keys(h, PREFIX) {
-                s.remove(h, &k);
-            }
-        }
+        h.wipe(PREFIX);
     }
 }

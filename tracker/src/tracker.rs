@@ -334,18 +334,19 @@ impl State {
     fn adopt_orphans(&mut self) {
         let now = self.host.now();
         let mut adopted = Vec::new();
-        for key in self.store.keys(&self.host, K_QUEUE) {
-            if key == self.queue_key {
+        let keys = self.store.keys(&self.host, K_QUEUE);
+        for key in text::split(&keys, b'\n') {
+            if key.is_empty() || key == self.queue_key {
                 continue;
             }
-            let Some(t) = self.store.get(&self.host, &key) else {
+            let Some(t) = self.store.get(&self.host, key) else {
                 continue;
             };
             let (head, body) = text::split_once(&t, b'\n').unwrap_or((&t, ""));
             let (ts, flag) = text::split_once(head, b' ').unwrap_or((head, ""));
             let ts = text::parse_u64(ts).unwrap_or(0) as f64;
             if flag == "o" || now - ts > STALE_QUEUE_MS {
-                self.store.remove(&self.host, &key);
+                self.store.remove(&self.host, key);
                 adopted.extend(queue::decode(body));
             }
         }
