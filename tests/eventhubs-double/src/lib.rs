@@ -25,5 +25,5 @@ mod server;
 
 pub use decode::BATCH_MESSAGE_FORMAT;
 pub use faults::{Faults, Rejection, MESSAGE_SIZE_EXCEEDED};
-pub use record::{ReceivedEvent, Recorder};
+pub use record::{ReceivedEvent, Recorder, TokenGrant};
 pub use server::{Double, DoubleConfig};

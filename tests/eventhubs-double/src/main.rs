@@ -16,8 +16,9 @@ const USAGE: &str = "usage: eventhubs-double [--listen ADDR] [--hub NAME] [--nam
   --partitions        partition count (default 4)
   --max-message-size  max-message-size reported on sender links (default 1048576)
   --quiet             count events instead of printing them; print the count on exit
-  --latency-field F   don't print events; on exit (SIGTERM/SIGINT) print one JSON line with the
-                      count, arrival window and p50/p90/p99/max of (arrival - body.F) in ms";
+  --latency-field F   don't print events; on SIGUSR1 and on exit (SIGTERM/SIGINT) print one JSON
+                      line with the count, arrival window and p50/p90/p99/max of (arrival - body.F)
+                      in ms for the events since the previous line";
 
 enum Mode {
     Print,
@@ -85,21 +86,27 @@ impl Latencies {
         }
     }
 
-    fn summary(mut self, events: usize) -> serde_json::Value {
+    fn summary(&mut self) -> serde_json::Value {
+        let events = self.millis.len() + self.missing as usize;
         self.millis.sort_unstable();
         let q = |p: f64| -> Option<i64> {
             let n = self.millis.len();
             (n > 0).then(|| self.millis[((n as f64 * p).ceil() as usize).clamp(1, n) - 1])
         };
         let window_ms = self.first_ms.map(|f| self.last_ms - f).unwrap_or(0);
-        serde_json::json!({
+        let line = serde_json::json!({
             "events": events,
             "window_ms": window_ms,
             "events_per_sec": if window_ms > 0 { events as f64 * 1000.0 / window_ms as f64 } else { 0.0 },
             "latency_field": self.field,
             "latency_ms": {"p50": q(0.50), "p90": q(0.90), "p99": q(0.99), "max": q(1.0)},
             "without_field": self.missing,
-        })
+        });
+        *self = Latencies {
+            field: std::mem::take(&mut self.field),
+            ..Default::default()
+        };
+        line
     }
 }
 
@@ -119,35 +126,58 @@ async fn main() -> anyhow::Result<()> {
         Mode::Latency(f) => Some(f.clone()),
         _ => None,
     };
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let (flush_tx, mut flush_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let consumer = tokio::spawn(async move {
         let mut stats = latency_field.map(|field| Latencies {
             field,
             ..Default::default()
         });
-        while let Some(event) = rx.recv().await {
-            match stats.as_mut() {
-                Some(s) => s.add(&event),
-                None => {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", event.to_json());
-                    let _ = out.flush();
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => match stats.as_mut() {
+                        Some(s) => s.add(&event),
+                        None => {
+                            let mut out = std::io::stdout().lock();
+                            let _ = writeln!(out, "{}", event.to_json());
+                            let _ = out.flush();
+                        }
+                    },
+                    None => break,
+                },
+                Some(()) = flush_rx.recv() => {
+                    // Everything accepted before the signal is already queued: drain it first.
+                    while let Ok(event) = rx.try_recv() {
+                        if let Some(s) = stats.as_mut() {
+                            s.add(&event);
+                        }
+                    }
+                    if let Some(s) = stats.as_mut() {
+                        println!("{}", s.summary());
+                    }
                 }
             }
         }
-        stats
+        if let Some(mut s) = stats {
+            println!("{}", s.summary());
+        }
     });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = usr1.recv() => {
+                let _ = flush_tx.send(());
+            }
+        }
     }
     double.kill();
     let events = double.recorder().len();
-    // Closing the tap lets the consumer finish what is queued.
+    // Closing the tap lets the consumer finish what is queued and print the last summary.
     double.recorder().close_tap();
-    if let Ok(Some(stats)) = consumer.await {
-        println!("{}", stats.summary(events));
-    }
+    let _ = consumer.await;
     eprintln!(
         "eventhubs-double: {events} events accepted (stopped at {:?})",
         SystemTime::now()

@@ -14,6 +14,8 @@ use fe2o3_amqp::types::primitives::{Array, OrderedMap, SimpleValue, Timestamp, V
 use fe2o3_amqp::{Receiver, Sender};
 use tokio::sync::mpsc;
 
+use crate::record::{Recorder, TokenGrant};
+
 /// What the management node reports about the hub.
 #[derive(Debug, Clone)]
 pub struct HubInfo {
@@ -83,6 +85,7 @@ pub async fn serve_request_link(
     routes: ReplyRoutes,
     hub: HubInfo,
     settle_delay: Duration,
+    recorder: Arc<Recorder>,
 ) {
     loop {
         let delivery = match receiver.recv::<Body<Value>>().await {
@@ -99,6 +102,9 @@ pub async fn serve_request_link(
         }
         let request = delivery.into_message();
         let reply = if node == "$cbs" {
+            if let Some(grant) = token_grant(&request) {
+                recorder.push_token(grant);
+            }
             put_token_reply(&request)
         } else {
             management_reply(&request, &hub)
@@ -145,6 +151,19 @@ fn reply(request: &Reply, status: i32, description: &str, body: Value) -> Reply 
         )
         .body(Body::Value(AmqpValue(body)))
         .build()
+}
+
+/// What a put-token request asked for: token type (`servicebus.windows.net:sastoken` for a
+/// connection string, `jwt` for Entra ID) and audience.
+fn token_grant(request: &Reply) -> Option<TokenGrant> {
+    let text = |key| match app_prop(request, key) {
+        Some(SimpleValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    Some(TokenGrant {
+        token_type: text("type")?,
+        audience: text("name")?,
+    })
 }
 
 /// `$cbs` accepts every token: the double checks wiring, not credentials.

@@ -66,6 +66,15 @@ impl ReceivedEvent {
     }
 }
 
+/// A `$cbs` put-token the double granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// `servicebus.windows.net:sastoken` (SAS from a connection string) or `jwt` (Entra ID).
+    pub token_type: String,
+    /// The entity the token is for, e.g. `amqps://ns.servicebus.windows.net/hub`.
+    pub audience: String,
+}
+
 /// The shared log of accepted events, with a way to wait for more.
 #[derive(Debug, Default)]
 pub struct Recorder {
@@ -74,6 +83,7 @@ pub struct Recorder {
     count: std::sync::atomic::AtomicUsize,
     events: Mutex<Vec<ReceivedEvent>>,
     transfers: Mutex<u64>,
+    tokens: Mutex<Vec<TokenGrant>>,
     notify: Notify,
     tap: Mutex<Option<tokio::sync::mpsc::UnboundedSender<ReceivedEvent>>>,
 }
@@ -122,6 +132,15 @@ impl Recorder {
     /// Every accepted event is also sent to this channel (the binary prints from it).
     pub fn set_tap(&self, tap: tokio::sync::mpsc::UnboundedSender<ReceivedEvent>) {
         *self.tap.lock().unwrap() = Some(tap);
+    }
+
+    pub(crate) fn push_token(&self, grant: TokenGrant) {
+        self.tokens.lock().unwrap().push(grant);
+    }
+
+    /// Every put-token the double granted, in order.
+    pub fn tokens(&self) -> Vec<TokenGrant> {
+        self.tokens.lock().unwrap().clone()
     }
 
     /// Stops sending to the tap, so its receiver sees the end.

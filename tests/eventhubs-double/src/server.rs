@@ -298,6 +298,7 @@ async fn serve_session(
                         routes.clone(),
                         shared.hub.clone(),
                         shared.config.settle_delay,
+                        shared.recorder.clone(),
                     ));
                 } else {
                     links.spawn(serve_event_link(

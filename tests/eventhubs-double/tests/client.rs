@@ -71,6 +71,14 @@ async fn send_event_is_recorded_with_its_metadata() {
     assert_eq!(e.partition.as_deref(), Some("2"));
     assert!(e.target.ends_with("/clicks/Partitions/2"), "{}", e.target);
     assert!(!e.batched);
+    let tokens = double.recorder().tokens();
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t.token_type == "servicebus.windows.net:sastoken"
+                && t.audience.ends_with("/clicks/Partitions/2")),
+        "a SAS token was put for the partition link: {tokens:?}"
+    );
     assert!(
         e.message_id.as_deref().is_some_and(|id| id.len() == 36),
         "{:?}",
