@@ -48,14 +48,20 @@ pub fn raw_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("value serializes")
 }
 
+/// The most top-level keys an object parsed as an [`Event`] may have (an event, its `context`
+/// and `integrations`, and the batch-level ones). Real events have a few dozen. Lookups are
+/// linear, and batch-level `context` keys are looked up in every event's `context`, so the cap
+/// keeps that work proportional to the body.
+pub const MAX_KEYS: usize = 256;
+
 impl<'a> Event<'a> {
     /// Parse a JSON object. Duplicate top-level keys are refused: which one would win is
-    /// ambiguous downstream.
+    /// ambiguous downstream. So are more than [`MAX_KEYS`] keys.
     pub fn parse(json: &'a str) -> Result<Event<'a>, String> {
         let mut de = serde_json::Deserializer::from_str(json);
         let ev = de.deserialize_map(EventVisitor).map_err(|e| {
             let msg = e.to_string();
-            if msg.starts_with("duplicate key") {
+            if msg.starts_with("duplicate key") || msg.starts_with("object has more than") {
                 msg
             } else {
                 "event must be a JSON object".to_string()
@@ -181,6 +187,11 @@ impl<'de> Visitor<'de> for EventVisitor {
             if fields.iter().any(|(existing, _)| *existing == k) {
                 return Err(de::Error::custom(format!("duplicate key `{k}`")));
             }
+            if fields.len() == MAX_KEYS {
+                return Err(de::Error::custom(format!(
+                    "object has more than {MAX_KEYS} top-level keys"
+                )));
+            }
             fields.push((k, Cow::Borrowed(v.get())));
         }
         Ok(Event { fields })
@@ -225,6 +236,23 @@ mod tests {
         assert!(Event::parse(r#"{"type":"a","type":"b"}"#)
             .unwrap_err()
             .contains("duplicate key `type`"));
+    }
+
+    #[test]
+    fn refuses_too_many_keys() {
+        let obj = |n: usize| {
+            let fields: Vec<String> = (0..n).map(|i| format!(r#""k{i}":{i}"#)).collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        assert_eq!(
+            Event::parse(&obj(MAX_KEYS)).unwrap().fields().count(),
+            MAX_KEYS
+        );
+        let e = Event::parse(&obj(MAX_KEYS + 1)).unwrap_err();
+        assert!(
+            e.starts_with("object has more than 256 top-level keys"),
+            "{e}"
+        );
     }
 
     #[test]
