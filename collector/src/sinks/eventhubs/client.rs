@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use azure_messaging_eventhubs::{ProducerClient, RetryOptions};
 
+use azure_core::credentials::TokenCredential;
+
 use super::config::{Auth, Credential, EventHubsConfig};
 use super::partition::Partitions;
 
@@ -28,6 +30,22 @@ fn retry_options() -> RetryOptions {
 
 /// Connects, authenticates and reads the partition ids (`$management` READ).
 pub async fn connect(config: &EventHubsConfig) -> anyhow::Result<Connected> {
+    connect_using(config, None).await
+}
+
+/// The Entra ID credential for a configured kind.
+fn credential_for(kind: Credential) -> anyhow::Result<Arc<dyn TokenCredential>> {
+    Ok(match kind {
+        Credential::ManagedIdentity => azure_identity::ManagedIdentityCredential::new(None)?,
+        Credential::DeveloperTools => azure_identity::DeveloperToolsCredential::new(None)?,
+    })
+}
+
+/// `connect`, with the Entra ID credential replaceable (tests use a fixed token).
+async fn connect_using(
+    config: &EventHubsConfig,
+    entra_credential: Option<Arc<dyn TokenCredential>>,
+) -> anyhow::Result<Connected> {
     let mut builder = ProducerClient::builder()
         .with_application_id(format!(
             "clickstream-collector/{}",
@@ -51,11 +69,9 @@ pub async fn connect(config: &EventHubsConfig) -> anyhow::Result<Connected> {
                 .hub
                 .as_deref()
                 .context("an event hub name is required")?;
-            let credential: Arc<dyn azure_core::credentials::TokenCredential> = match credential {
-                Credential::ManagedIdentity => {
-                    azure_identity::ManagedIdentityCredential::new(None)?
-                }
-                Credential::DeveloperTools => azure_identity::DeveloperToolsCredential::new(None)?,
+            let credential = match entra_credential {
+                Some(c) => c,
+                None => credential_for(*credential)?,
             };
             builder
                 .open(namespace, hub, credential)
@@ -75,4 +91,79 @@ pub async fn connect(config: &EventHubsConfig) -> anyhow::Result<Connected> {
         producer,
         partitions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::eventhubs::config::EventHubsOptions;
+    use azure_core::credentials::{AccessToken, Secret, TokenRequestOptions};
+    use eventhubs_double::Double;
+
+    /// Stands in for a managed identity: always the same bearer token.
+    #[derive(Debug)]
+    struct FixedToken;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for FixedToken {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            assert_eq!(scopes, ["https://eventhubs.azure.net/.default"]);
+            let expires =
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+            Ok(AccessToken::new(Secret::new("entra-token"), expires))
+        }
+    }
+
+    #[tokio::test]
+    async fn entra_id_puts_a_jwt_for_the_namespace_and_reads_the_partitions() {
+        let double = Double::start().await.unwrap();
+        let config = EventHubsOptions {
+            namespace: Some(double.namespace().to_owned()),
+            name: Some(double.hub().to_owned()),
+            endpoint: Some(double.endpoint()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let c = connect_using(&config, Some(Arc::new(FixedToken)))
+            .await
+            .unwrap();
+        assert_eq!(c.partitions.len(), 4);
+        let tokens = double.recorder().tokens();
+        assert!(
+            !tokens.is_empty() && tokens.iter().all(|t| t.token_type == "jwt"),
+            "{tokens:?}"
+        );
+        assert!(
+            tokens[0].audience.contains(double.namespace()),
+            "{tokens:?}"
+        );
+        c.producer.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_string_puts_a_sas_token() {
+        let double = Double::start().await.unwrap();
+        let config = EventHubsOptions {
+            connection_string: Some(double.connection_string()),
+            endpoint: Some(double.endpoint()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let c = connect(&config).await.unwrap();
+        let tokens = double.recorder().tokens();
+        assert!(
+            !tokens.is_empty()
+                && tokens
+                    .iter()
+                    .all(|t| t.token_type == "servicebus.windows.net:sastoken"),
+            "{tokens:?}"
+        );
+        c.producer.close().await.unwrap();
+    }
 }
