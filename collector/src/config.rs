@@ -131,6 +131,51 @@ pub struct Options {
     /// Demo mode: serve the demo site (www) and the built tracker (tracker/pkg), inspector on
     #[arg(long, env = "COLLECTOR_DEMO", num_args = 0..=1, default_missing_value = "true")]
     pub demo: Option<bool>,
+
+    /// Requests per second allowed per client IP on the ingest routes (0 = no limit) [default: 50]
+    #[arg(long, env = "COLLECTOR_RATE_LIMIT_IP")]
+    pub rate_limit_ip: Option<u32>,
+
+    /// Burst allowed per client IP above its rate [default: 200]
+    #[arg(long, env = "COLLECTOR_RATE_LIMIT_IP_BURST")]
+    pub rate_limit_ip_burst: Option<u32>,
+
+    /// Requests per second allowed per source (0 = no limit) [default: 0]
+    #[arg(long, env = "COLLECTOR_RATE_LIMIT_SOURCE")]
+    pub rate_limit_source: Option<u32>,
+
+    /// Burst allowed per source above its rate [default: 2 x the rate]
+    #[arg(long, env = "COLLECTOR_RATE_LIMIT_SOURCE_BURST")]
+    pub rate_limit_source_burst: Option<u32>,
+
+    /// Most concurrent connections; more wait in the kernel's accept queue [default: 10000]
+    #[arg(long, env = "COLLECTOR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Largest request head (request line + headers) in bytes [default: 16384]
+    #[arg(long, env = "COLLECTOR_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
+
+    /// Seconds a client may take to send a request's headers, and to send the next one on an idle
+    /// keep-alive connection [default: 10]
+    #[arg(long, env = "COLLECTOR_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+
+    /// Seconds a client may take to send a request body [default: 30]
+    #[arg(long, env = "COLLECTOR_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+
+    /// TLS certificate chain (PEM); with --tls-key the collector serves HTTPS (reloaded on SIGHUP)
+    #[arg(long, env = "COLLECTOR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM)
+    #[arg(long, env = "COLLECTOR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Sources with their write keys and allowed origins: config file only (`[[sources]]`)
+    #[arg(skip)]
+    pub sources: Option<Vec<crate::sources::SourceConfig>>,
 }
 
 #[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,11 +228,42 @@ pub struct Config {
     pub site_dir: Option<PathBuf>,
     pub shutdown_timeout: Duration,
     pub inspector: bool,
+    pub sources: Vec<crate::sources::SourceConfig>,
+    pub limits: LimitsConfig,
+    pub conn: ConnConfig,
+    pub tls: Option<TlsConfig>,
+    /// The options as given on the command line and in the environment, to resolve again
+    /// (re-reading the config file) on SIGHUP.
+    pub cli: Options,
+}
+
+/// Token-bucket rates; 0 turns a limit off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub ip_per_sec: u32,
+    pub ip_burst: u32,
+    pub source_per_sec: u32,
+    pub source_burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub header_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     pub max_body_bytes: usize,
+    /// How long a client may take to send the body.
+    pub body_timeout: Duration,
     pub max_event_bytes: usize,
     pub trust_proxy: bool,
     pub ip: IpMode,
@@ -197,6 +273,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_body_bytes: 512_000,
+            body_timeout: Duration::from_secs(30),
             max_event_bytes: 32 * 1024,
             trust_proxy: false,
             ip: IpMode::Anonymize,
@@ -255,11 +332,23 @@ impl Options {
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(o.shutdown_timeout_secs),
             inspector: self.inspector.or(o.inspector),
             demo: self.demo.or(o.demo),
+            rate_limit_ip: self.rate_limit_ip.or(o.rate_limit_ip),
+            rate_limit_ip_burst: self.rate_limit_ip_burst.or(o.rate_limit_ip_burst),
+            rate_limit_source: self.rate_limit_source.or(o.rate_limit_source),
+            rate_limit_source_burst: self.rate_limit_source_burst.or(o.rate_limit_source_burst),
+            max_connections: self.max_connections.or(o.max_connections),
+            max_header_bytes: self.max_header_bytes.or(o.max_header_bytes),
+            header_timeout_secs: self.header_timeout_secs.or(o.header_timeout_secs),
+            body_timeout_secs: self.body_timeout_secs.or(o.body_timeout_secs),
+            tls_cert: self.tls_cert.or(o.tls_cert),
+            tls_key: self.tls_key.or(o.tls_key),
+            sources: self.sources.or(o.sources),
         }
     }
 
     /// Merge in the config file (if any), apply defaults and validate.
     pub fn resolve(self) -> anyhow::Result<Config> {
+        let cli = self.clone();
         let opts = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -271,6 +360,27 @@ impl Options {
             None => self,
         };
         let demo = opts.demo.unwrap_or(false);
+        let sources = opts.sources.clone().unwrap_or_default();
+        crate::sources::Sources::from_config(&sources)?;
+        let source_per_sec = opts.rate_limit_source.unwrap_or(0);
+        let limits = LimitsConfig {
+            ip_per_sec: opts.rate_limit_ip.unwrap_or(50),
+            ip_burst: opts.rate_limit_ip_burst.unwrap_or(200),
+            source_per_sec,
+            source_burst: opts
+                .rate_limit_source_burst
+                .unwrap_or(source_per_sec.saturating_mul(2)),
+        };
+        let conn = ConnConfig {
+            max_connections: opts.max_connections.unwrap_or(10_000).max(1),
+            max_header_bytes: opts.max_header_bytes.unwrap_or(16 * 1024).max(8192),
+            header_timeout: Duration::from_secs(opts.header_timeout_secs.unwrap_or(10).max(1)),
+        };
+        let tls = match (opts.tls_cert.clone(), opts.tls_key.clone()) {
+            (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
         let data_dir = opts.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let mut sinks = opts.sink.unwrap_or_else(|| vec![SinkKind::Capture]);
         sinks.dedup();
@@ -280,6 +390,7 @@ impl Options {
         let defaults = IngestConfig::default();
         let ingest = IngestConfig {
             max_body_bytes: opts.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            body_timeout: Duration::from_secs(opts.body_timeout_secs.unwrap_or(30).max(1)),
             max_event_bytes: opts.max_event_bytes.unwrap_or(defaults.max_event_bytes),
             trust_proxy: opts.trust_proxy.unwrap_or(false),
             ip: opts.ip.unwrap_or_default(),
@@ -359,6 +470,11 @@ impl Options {
             site_dir: opts.site_dir.or_else(|| demo.then(|| PathBuf::from("www"))),
             shutdown_timeout: Duration::from_secs(opts.shutdown_timeout_secs.unwrap_or(10)),
             inspector: opts.inspector.unwrap_or(demo),
+            limits,
+            conn,
+            tls,
+            sources,
+            cli,
         })
     }
 }
@@ -384,6 +500,42 @@ mod tests {
         assert_eq!(c.ingest.max_body_bytes, 512_000);
         assert_eq!(c.tracker_prefix, "/lib");
         assert!(!c.inspector && c.site_dir.is_none());
+        assert!(c.sources.is_empty() && c.tls.is_none());
+        assert_eq!(
+            c.limits,
+            LimitsConfig {
+                ip_per_sec: 50,
+                ip_burst: 200,
+                source_per_sec: 0,
+                source_burst: 0
+            }
+        );
+    }
+
+    #[test]
+    fn sources_come_from_the_file_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[[sources]]\nname = \"web\"\nwrite_keys = [\"k1\"]\nallowed_origins = [\"https://shop.example\"]\n",
+        )
+        .unwrap();
+        let c = Options {
+            config: Some(file.clone()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.sources[0].name, "web");
+        std::fs::write(&file, "[[sources]]\nname = \"web\"\nwrite_keys = []\n").unwrap();
+        let err = Options {
+            config: Some(file),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("no write_keys"), "{err:#}");
     }
 
     #[test]

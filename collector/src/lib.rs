@@ -16,6 +16,7 @@
 //! - [`sinks`]: drain the spool, each from its own cursor: [`sinks::capture`] writes Event Hubs
 //!   Capture Avro files, [`sinks::stdout`] writes NDJSON.
 //! - [`deadletter`]: rejected events with their reasons.
+//! - [`sources`], [`ratelimit`], [`tls`]: who may send, how much, and over what.
 //! - [`inspector`]: the live view of accepted and rejected events (off unless asked for).
 
 pub mod capture_cli;
@@ -24,13 +25,16 @@ pub mod deadletter;
 pub mod ingest;
 pub mod inspector;
 pub mod metrics;
+pub mod ratelimit;
 pub mod respond;
 pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod sinks;
+pub mod sources;
 pub mod spool;
 pub mod static_files;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -55,6 +59,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         trigger.fire();
     });
     run_with(config, listener, shutdown, true).await
+}
+
+/// On SIGHUP, re-read the config file and swap in its sources and TLS certificate. A broken
+/// config is refused with a log line and the running one kept.
+async fn reload_on_sighup(
+    cli: config::Options,
+    policy: Arc<sources::Policy>,
+    tls: Option<Arc<tls::Tls>>,
+) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let result = cli.clone().resolve().and_then(|c| {
+            let sources = sources::Sources::from_config(&c.sources)?;
+            if let (Some(tls), Some(cfg)) = (&tls, &c.tls) {
+                tls.reload(cfg)?;
+            }
+            Ok(sources)
+        });
+        match result {
+            Ok(sources) => {
+                tracing::info!(
+                    sources = sources.len(),
+                    open = sources.is_open(),
+                    "config reloaded"
+                );
+                policy.replace(sources);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "config reload refused; keeping the running config")
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -134,6 +172,20 @@ pub async fn run_with(
         }
     }
 
+    let sources = sources::Sources::from_config(&config.sources)?;
+    if sources.is_open() {
+        tracing::warn!(
+            "no sources configured: OPEN MODE, any write key from any origin is accepted; \
+             add [[sources]] with write_keys and allowed_origins to the config file to lock it down"
+        );
+    } else {
+        tracing::info!(sources = sources.len(), "write keys enforced");
+    }
+    let policy = Arc::new(sources::Policy::new(sources));
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(tls::Tls::load(t)?)),
+        None => None,
+    };
     let app = Arc::new(routes::App {
         ingest: ingest::Ingest {
             cfg: config.ingest.clone(),
@@ -142,6 +194,8 @@ pub async fn run_with(
             inspector: config
                 .inspector
                 .then(|| Arc::new(inspector::Inspector::new())),
+            policy: policy.clone(),
+            limits: ratelimit::RateLimits::new(&config.limits),
         },
         metrics,
         sinks: healths,
@@ -153,8 +207,30 @@ pub async fn run_with(
     if config.inspector {
         tracing::info!("live inspector on http://{addr}/inspector");
     }
-    tracing::info!(sinks = ?config.sinks, data_dir = %config.data_dir.display(), "listening on http://{addr}");
-    server::serve(listener, app, shutdown, config.shutdown_timeout).await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(sinks = ?config.sinks, data_dir = %config.data_dir.display(), "listening on {scheme}://{addr}");
+    let housekeeping = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                app.ingest.limits.housekeeping();
+            }
+        }
+    });
+    let reloader = tokio::spawn(reload_on_sighup(config.cli.clone(), policy, tls.clone()));
+    server::serve(
+        listener,
+        app,
+        config.conn.clone(),
+        tls,
+        shutdown,
+        config.shutdown_timeout,
+    )
+    .await;
+    housekeeping.abort();
+    reloader.abort();
 
     // No request can append any more: close the spool, then let the sinks catch up and close.
     spool.close().await;

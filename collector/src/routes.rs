@@ -76,7 +76,9 @@ pub async fn handle(
     let label = route_label(req.uri().path());
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut resp = route(&app, req, peer).await;
-    if let Some(origin) = origin {
+    // CORS headers only for origins some source allows (any origin in open mode).
+    let sources = app.ingest.policy.get();
+    if let Some(origin) = origin.filter(|o| o.to_str().is_ok_and(|o| sources.cors_allowed(o))) {
         let h = resp.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(
@@ -84,6 +86,11 @@ pub async fn handle(
             HeaderValue::from_static("true"),
         );
         h.append(header::VARY, HeaderValue::from_static("Origin"));
+        // Lets a cross-origin tracker honour Retry-After on 429 and 503.
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Retry-After"),
+        );
     }
     metrics::counter!("collector_http_requests_total", "route" => label, "status" => resp.status().as_u16().to_string()).increment(1);
     metrics::histogram!("collector_http_request_duration_seconds", "route" => label)
@@ -95,7 +102,23 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     if method == Method::OPTIONS {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        if origin.is_some_and(|o| !app.ingest.policy.get().cors_allowed(o)) {
+            return respond::error(
+                StatusCode::FORBIDDEN,
+                "this origin is not allowed to send events here",
+            );
+        }
         return preflight(req.headers());
+    }
+    if is_limited(&path) {
+        let ip = crate::ingest::ip::client_ip(peer.ip(), req.headers(), app.ingest.cfg.trust_proxy);
+        if let Err(e) = app.ingest.limits.check_ip(ip) {
+            return respond::api_error(&e);
+        }
     }
     let api = path == "/v1/batch" || path == "/v1/import" || single_endpoint(&path).is_some();
     match (&method, path.as_str()) {
@@ -122,6 +145,14 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<
             format!("no route for {method} {path}"),
         ),
     }
+}
+
+/// Routes that take events, and so count against rate limits.
+fn is_limited(path: &str) -> bool {
+    path == "/v1/batch"
+        || path == "/v1/import"
+        || path.starts_with("/v1/pixel/")
+        || single_endpoint(path).is_some()
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
@@ -171,7 +202,21 @@ async fn ingest_post(
     let (parts, body) = req.into_parts();
     let result: Result<Outcome, ApiError> = async {
         decode::check_content_type(&parts.headers)?;
-        let body = decode::read_body(&parts.headers, body, app.ingest.cfg.max_body_bytes).await?;
+        let cfg = &app.ingest.cfg;
+        let body = tokio::time::timeout(
+            cfg.body_timeout,
+            decode::read_body(&parts.headers, body, cfg.max_body_bytes),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    cfg.body_timeout.as_secs()
+                ),
+            )
+        })??;
         metrics::counter!("collector_request_bytes_total").increment(body.len() as u64);
         app.ingest
             .process(&body, endpoint, &parts.headers, peer.ip())

@@ -9,7 +9,8 @@
 //! - `context.ip`: the client IP (the message's own, else the connection's), anonymized by default.
 //! - `context.userAgent`: the User-Agent header when the message has none.
 //! - `context.browser`, `context.os`, `context.device.type`, `context.bot`: parsed from it.
-//! - `writeKey`: the key the request was sent with.
+//! - `source`: the configured source the write key belongs to; without sources (open mode),
+//!   `writeKey`: the key the request was sent with.
 //! - batch-level `context` and `integrations` fill keys the message lacks.
 
 use std::net::IpAddr;
@@ -30,7 +31,10 @@ pub struct RequestInfo<'a> {
     pub client_ip: Option<IpAddr>,
     pub ip_mode: IpMode,
     pub user_agent: Option<&'a str>,
+    /// Recorded only in open mode; with sources configured the key is never stored.
     pub write_key: Option<&'a str>,
+    /// The configured source the request was authorized for.
+    pub source: Option<&'a str>,
     pub sent_at: Option<DateTime<Utc>>,
     pub context: Option<&'a Event<'a>>,
     pub integrations: Option<&'a Event<'a>>,
@@ -64,8 +68,15 @@ fn fill_missing(target: &mut Event, defaults: &Event) {
     }
 }
 
+/// What enrichment learned that the caller may act on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Enriched {
+    /// The user agent is a bot's.
+    pub bot: bool,
+}
+
 /// Enrich one validated event in place.
-pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<(), String> {
+pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<Enriched, String> {
     let received_at = req.received_at;
     ev.set_str("receivedAt", &format_time(received_at));
 
@@ -100,10 +111,15 @@ pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<(), String> {
     if let Some(key) = req.write_key {
         ev.set_str("writeKey", key);
     }
-    edit_object(ev, "context", |ctx| enrich_context(ctx, req))
+    if let Some(source) = req.source {
+        ev.set_str("source", source);
+    }
+    let mut enriched = Enriched::default();
+    edit_object(ev, "context", |ctx| enrich_context(ctx, req, &mut enriched))?;
+    Ok(enriched)
 }
 
-fn enrich_context(ctx: &mut Event, req: &RequestInfo) -> Result<(), String> {
+fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Result<(), String> {
     if let Some(defaults) = req.context {
         fill_missing(ctx, defaults);
     }
@@ -144,6 +160,7 @@ fn enrich_context(ctx: &mut Event, req: &RequestInfo) -> Result<(), String> {
         Ok(())
     })?;
     ctx.set("bot", raw_json(&info.bot));
+    out.bot = info.bot;
     Ok(())
 }
 
@@ -160,6 +177,7 @@ mod tests {
             ip_mode: IpMode::Anonymize,
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"),
             write_key: Some("wk"),
+            source: None,
             sent_at: None,
             context: None,
             integrations: None,

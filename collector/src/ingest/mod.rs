@@ -26,6 +26,8 @@ use std::sync::Arc;
 use crate::config::IngestConfig;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::inspector::Inspector;
+use crate::ratelimit::RateLimits;
+use crate::sources::{Policy, Source};
 use crate::spool::{AppendError, Spool};
 use enrich::RequestInfo;
 use event::Event;
@@ -74,6 +76,9 @@ pub struct Ingest {
     pub dead_letters: DeadLetters,
     /// Set only when the live inspector is on; ingest does no inspector work otherwise.
     pub inspector: Option<Arc<Inspector>>,
+    /// Who may send (reloaded on SIGHUP).
+    pub policy: Arc<Policy>,
+    pub limits: RateLimits,
 }
 
 /// The write key from HTTP Basic auth: Segment puts it in the username.
@@ -165,12 +170,24 @@ impl Ingest {
         let write_key = basic_auth_user(headers).or(env.write_key.clone());
         let context = shared_object("context", env.context)?;
         let integrations = shared_object("integrations", env.integrations)?;
+        let origin = headers
+            .get(hyper::header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        let source = self.policy.get().authorize(write_key.as_deref(), origin)?;
+        if let Some(s) = &source {
+            self.limits.check_source(&s.name)?;
+        }
         let info = RequestInfo {
+            source: source.as_ref().map(|s| s.name.as_str()),
             received_at: chrono::Utc::now(),
             client_ip: Some(ip::client_ip(peer, headers, self.cfg.trust_proxy)),
             ip_mode: self.cfg.ip,
             user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
-            write_key: write_key.as_deref(),
+            write_key: if source.is_some() {
+                None
+            } else {
+                write_key.as_deref()
+            },
             sent_at,
             context: context.as_ref(),
             integrations: integrations.as_ref(),
@@ -183,7 +200,7 @@ impl Ingest {
         let mut outcome = Outcome::default();
         let mut dead = Vec::new();
         for (index, raw) in env.events.iter().enumerate() {
-            match self.prepare(raw, route, &info) {
+            match self.prepare(raw, route, &info, source.as_deref()) {
                 Ok(p) => payloads.push(p),
                 Err(reason) => {
                     dead.push(DeadLetter {
@@ -243,6 +260,7 @@ impl Ingest {
         raw: &RawValue,
         route: Option<MessageType>,
         info: &RequestInfo,
+        source: Option<&Source>,
     ) -> Result<Bytes, String> {
         let size = raw.get().len();
         if size > self.cfg.max_event_bytes {
@@ -254,7 +272,10 @@ impl Ingest {
         let mut ev = Event::parse(raw.get())?;
         ev.remove("writeKey");
         validate::validate(&mut ev, route)?;
-        enrich::enrich(&mut ev, info)?;
+        let enriched = enrich::enrich(&mut ev, info)?;
+        if enriched.bot && source.is_some_and(|s| s.drop_bots) {
+            return Err("bot user agent; this source drops bot traffic".into());
+        }
         let mut out = Vec::with_capacity(size + 512);
         ev.write(&mut out);
         Ok(Bytes::from(out))

@@ -28,9 +28,16 @@ impl Collector {
     }
 
     pub fn start_with(data_dir: &Path, args: &[&str], stdout: Stdio) -> Collector {
+        // All test traffic comes from one IP: no per-IP limit unless a test asks for one.
+        let unlimited: &[&str] = if args.contains(&"--rate-limit-ip") {
+            &[]
+        } else {
+            &["--rate-limit-ip", "0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_collector"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(unlimited)
             .args(args)
             .env("COLLECTOR_LOG", "info")
             .stdout(stdout)
@@ -43,7 +50,11 @@ impl Collector {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                if let Some(rest) = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1))
+                {
                     let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
                     let _ = tx.send(addr);
                 }
