@@ -18,6 +18,14 @@ use super::{AppendError, Shared};
 /// Stop collecting a group once it holds this many bytes.
 const GROUP_BYTES: usize = 4 << 20;
 
+/// Why a group could not be committed.
+enum Failure {
+    /// Nothing of the group stayed on disk (e.g. the disk is full); later groups may succeed.
+    Write(io::Error),
+    /// The disk's state is unknown (fsync failed); stop writing.
+    Fatal(io::Error),
+}
+
 /// Where the writer answers an append.
 pub(super) type Reply = oneshot::Sender<Result<Range<u64>, AppendError>>;
 
@@ -86,10 +94,20 @@ impl Writer {
                         let _ = reply.send(Ok(range));
                     }
                 }
-                Err(e) => {
-                    // The group may be half on disk; the next start truncates it at the torn
-                    // record. Nobody was told 2xx for it, and we stop taking writes.
-                    tracing::error!(error = %e, "spool write failed; refusing further writes");
+                Err(Failure::Write(e)) => {
+                    // Nothing of the group is left on disk (the segment was truncated back),
+                    // nobody was told 2xx: refuse this group and keep going. A full disk
+                    // answers 503 until space returns.
+                    tracing::warn!(error = %e, "spool write failed; refusing this group");
+                    self.next_seq = *self.shared.head.borrow();
+                    for (reply, _) in replies.drain(..) {
+                        let _ = reply.send(Err(AppendError::Io(e.to_string())));
+                    }
+                }
+                Err(Failure::Fatal(e)) => {
+                    // fsync failed: what the kernel holds is unknown. Stop taking writes; the
+                    // next start truncates the tail at the first torn record.
+                    tracing::error!(error = %e, "spool fsync failed; refusing further writes");
                     self.shared.failed.store(true, Ordering::SeqCst);
                     for (reply, _) in replies.drain(..) {
                         let _ = reply.send(Err(AppendError::Io(e.to_string())));
@@ -138,12 +156,20 @@ impl Writer {
     }
 
     /// Write the group durably, starting a new segment first if the current one is full.
-    fn commit(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn commit(&mut self, buf: &[u8]) -> Result<(), Failure> {
         if self.segment_len >= self.segment_bytes {
-            self.rotate()?;
+            self.rotate().map_err(Failure::Write)?;
         }
-        self.file.write_all(buf)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.file.write_all(buf) {
+            // Undo a partial write so the segment ends at the last acknowledged record.
+            return Err(match self.file.set_len(self.segment_len) {
+                Ok(()) => Failure::Write(e),
+                Err(t) => Failure::Fatal(io::Error::other(format!(
+                    "{e}; truncating back failed too: {t}"
+                ))),
+            });
+        }
+        self.file.sync_data().map_err(Failure::Fatal)?;
         self.segment_len += buf.len() as u64;
         self.shared
             .used_bytes

@@ -14,15 +14,22 @@ use crate::sinks::meta::EventMeta;
 use crate::spool::Record;
 
 /// A `File` whose `write` always writes everything (apache-avro calls `write`, not
-/// `write_all`, for block data) and counts the bytes.
+/// `write_all`, for block data) and counts the bytes. After a failed write it refuses all
+/// further writes, so nothing (not even the Avro writer's flush on drop) lands after a torn
+/// block.
 pub struct WholeWrites {
     file: File,
     written: u64,
+    failed: bool,
 }
 
 impl WholeWrites {
     pub fn new(file: File) -> Self {
-        WholeWrites { file, written: 0 }
+        WholeWrites {
+            file,
+            written: 0,
+            failed: false,
+        }
     }
     pub fn into_file(self) -> File {
         self.file
@@ -31,7 +38,15 @@ impl WholeWrites {
 
 impl Write for WholeWrites {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write_all(buf)?;
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write to this capture file failed",
+            ));
+        }
+        if let Err(e) = self.file.write_all(buf) {
+            self.failed = true;
+            return Err(e);
+        }
         self.written += buf.len() as u64;
         Ok(buf.len())
     }
@@ -45,6 +60,8 @@ pub struct CaptureFile {
     pub final_path: PathBuf,
     pub opened: Instant,
     writer: Writer<'static, WholeWrites>,
+    /// Bytes known to be on disk: whole blocks, fsync'd.
+    synced: u64,
 }
 
 pub fn tmp_path_of(final_path: &Path) -> PathBuf {
@@ -66,6 +83,7 @@ impl CaptureFile {
             final_path,
             opened: Instant::now(),
             writer,
+            synced: 0,
         })
     }
 
@@ -83,7 +101,27 @@ impl CaptureFile {
             .file
             .sync_data()
             .context("fsync of capture file")?;
+        self.synced = self.bytes();
         Ok(())
+    }
+
+    /// After a failed append: cut the file back to its last fsync'd block and finish it (or
+    /// delete it if nothing was synced), so no torn block stays in the output. The records of
+    /// the failed append are delivered again, into a new file.
+    pub fn abandon(mut self) -> anyhow::Result<Option<PathBuf>> {
+        self.writer.get_mut().failed = true;
+        let file = &self.writer.get_ref().file;
+        file.set_len(self.synced)
+            .context("truncating a failed capture file")?;
+        file.sync_all()?;
+        let (synced, tmp, fin) = (self.synced, self.tmp_path.clone(), self.final_path.clone());
+        drop(self); // the Avro writer's flush on drop is refused by the poisoned file
+        if synced == 0 {
+            std::fs::remove_file(&tmp)?;
+            return Ok(None);
+        }
+        std::fs::rename(&tmp, &fin)?;
+        Ok(Some(fin))
     }
 
     pub fn bytes(&self) -> u64 {

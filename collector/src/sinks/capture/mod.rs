@@ -66,6 +66,14 @@ impl CaptureSink {
             .join(t.format("%Y/%m/%d/%H/%M/%S.avro").to_string())
     }
 
+    /// Roll after a delivery that already succeeded: a failure here must not fail (and so
+    /// repeat) the delivery. The file keeps its `.tmp` name and is recovered on the next start.
+    fn roll_or_warn(&mut self) {
+        if let Err(e) = self.roll() {
+            tracing::warn!(error = %format!("{e:#}"), "could not finish a capture file");
+        }
+    }
+
     fn roll(&mut self) -> anyhow::Result<()> {
         if let Some(f) = self.current.take() {
             let path = f.finish()?;
@@ -109,16 +117,24 @@ impl Sink for CaptureSink {
                 .as_ref()
                 .is_some_and(|f| f.opened.elapsed() >= self.cfg.roll_after)
             {
-                self.roll()?;
+                self.roll_or_warn();
             }
             if self.current.is_none() {
                 let path = self.next_path();
                 self.current = Some(CaptureFile::create(path, self.codec)?);
             }
             let file = self.current.as_mut().unwrap();
-            file.append(records)?;
+            if let Err(e) = file.append(records) {
+                // Keep only whole, fsync'd blocks; the retry goes to a new file.
+                if let Some(f) = self.current.take() {
+                    if let Err(a) = f.abandon() {
+                        tracing::error!(error = %format!("{a:#}"), "could not clean up a failed capture file; it is recovered on the next start");
+                    }
+                }
+                return Err(e);
+            }
             if file.bytes() >= self.cfg.roll_bytes {
-                self.roll()?;
+                self.roll_or_warn();
             }
             Ok(())
         });
