@@ -6,18 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
-have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
-if [ "$want" != "$have" ]; then
-  echo "installing wasm-bindgen-cli $want (have: ${have:-none})"
-  cargo install wasm-bindgen-cli --version "$want" --no-default-features --quiet
-fi
+source scripts/_tracker_deps.sh
+ensure_tracker_build_deps
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-(cd tracker/tools && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "== build the tracker package"
