@@ -372,7 +372,6 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
       assert.strictEqual(e.name ?? null, e.event.event ?? e.event.name ?? null);
       assert.ok(e.event.receivedAt && e.time, 'enriched with receivedAt');
     }
-    const ids = [...new Set(events.map((e) => e.messageId))];
     resends(null, events);
     const before = events.find(expected['Order Completed']);
     assert.ok(!before.event.userId, 'no userId before sign-in');
@@ -402,13 +401,31 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
     await only(`anonymousId=${secondAnon}`, (e) => e.anonymousId === secondAnon);
     await only(`type=track&anonymousId=${firstAnon}`, (e) => e.type === 'track' && e.anonymousId === firstAnon);
 
+    // Leave the last shop page (its goodbye beacon carries a Page Engagement), then wait until
+    // nothing more arrives: after this no open tab runs the tracker.
+    await shop.goto('about:blank');
+    let last = -1;
+    let quiet = 0;
+    await h.until(async () => {
+      const n = (await debugEvents()).length;
+      quiet = n === last ? quiet + 1 : 0;
+      last = n;
+      return quiet >= 3;
+    }, 20000, 700);
+    const final = await debugEvents();
+    assert.deepStrictEqual(final.slice(0, events.length), events, 'the ring only grew');
+    assert.deepStrictEqual(final.filter((e) => e.status !== 'accepted'), []);
+    const finalIds = final.map((e) => e.messageId); // with any resent copies, which the capture holds too
+    resends(t, final);
+
     // 4. The inspector showed every one of them, and it only ever had the live stream to go on.
     await h.until(async () => {
       const text = await inspectorText();
-      return ids.every((id) => text.includes(id));
+      return finalIds.every((id) => text.includes(id));
     }, 10000).catch(async () => {
       const text = await inspectorText();
-      assert.fail(`inspector lacks ${ids.filter((id) => !text.includes(id)).length} of ${ids.length} events`);
+      const lacking = [...new Set(finalIds)].filter((id) => !text.includes(id));
+      assert.fail(`inspector lacks ${lacking.length} of ${new Set(finalIds).size} events`);
     });
     await inspector.getByText('Order Completed', { exact: true }).first().click().catch(() => {});
     await inspector.screenshot({ path: path.join(ARTIFACTS, 'inspector.png') });
@@ -420,20 +437,7 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
     assert.deepStrictEqual(external, ['https://en.wikipedia.org/wiki/Pour-over_coffee']);
     assert.deepStrictEqual(failures, []);
     assert.deepStrictEqual(pageErrors, []);
-    // Closing the tabs sends their last engagement reports: wait until nothing more arrives.
     await context.close();
-    let last = -1;
-    await h.until(async () => {
-      const n = (await debugEvents()).length;
-      const settled = n === last;
-      last = n;
-      return settled;
-    }, 10000, 700);
-    const final = await debugEvents();
-    assert.deepStrictEqual(final.slice(0, events.length), events, 'the ring only grew');
-    assert.deepStrictEqual(final.filter((e) => e.status !== 'accepted'), []);
-    const finalIds = final.map((e) => e.messageId); // with any resent copies, which the capture holds too
-    resends(t, final);
 
     // 5. The capture files agree with /debug/events: the same events, byte for byte as JSON.
     await h.stopCollector(c);
@@ -456,6 +460,7 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
     const stats = await run(COLLECTOR, ['capture', 'stats', captureDir]);
     assert.match(stats, /Order Completed/);
     assert.match(stats, /\/app\/orders/);
+    fs.rmSync(c.dataDir, { recursive: true, force: true });
   } finally {
     await browser.close();
     await h.stopCollector(c);
