@@ -54,7 +54,8 @@ lag() { metrics | awk -v s="$1" '$1 ~ "^collector_sink_lag_events\\{sink=\"" s "
 
 "$bin/eventhubs-double" --listen "127.0.0.1:$HUB_PORT" --latency-field receivedAt > "$work/double.json" 2> "$work/double.log" & double=$!
 wait_port "$HUB_PORT"
-COLLECTOR_LOG=warn "$bin/collector" --listen "127.0.0.1:$HTTP_PORT" --data-dir "$work/data" --sink eventhubs,capture \
+# No per-IP rate limit: all of wrk's connections come from 127.0.0.1.
+COLLECTOR_RATE_LIMIT_IP=0 COLLECTOR_LOG=warn "$bin/collector" --listen "127.0.0.1:$HTTP_PORT" --data-dir "$work/data" --sink eventhubs,capture \
   --eventhubs-endpoint "amqp://127.0.0.1:$HUB_PORT" \
   --eventhubs-connection-string "Endpoint=sb://double.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=ZG91YmxlLWtleQ==;EntityPath=clicks" \
   2> "$work/collector.log" & coll=$!
