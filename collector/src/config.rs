@@ -173,6 +173,10 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Remember this many recent messageIds and store a resent event once (0 = off) [default: 100000]
+    #[arg(long, env = "COLLECTOR_DEDUPE_IDS")]
+    pub dedupe_ids: Option<usize>,
+
     /// Sources with their write keys and allowed origins: config file only (`[[sources]]`)
     #[arg(skip)]
     pub sources: Option<Vec<crate::sources::SourceConfig>>,
@@ -261,6 +265,8 @@ pub struct TlsConfig {
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
+    /// How many recent messageIds deduplication remembers.
+    pub dedupe_ids: usize,
     pub max_body_bytes: usize,
     /// How long a client may take to send the body.
     pub body_timeout: Duration,
@@ -272,6 +278,7 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
+            dedupe_ids: 100_000,
             max_body_bytes: 512_000,
             body_timeout: Duration::from_secs(30),
             max_event_bytes: 32 * 1024,
@@ -343,6 +350,7 @@ impl Options {
             tls_cert: self.tls_cert.or(o.tls_cert),
             tls_key: self.tls_key.or(o.tls_key),
             sources: self.sources.or(o.sources),
+            dedupe_ids: self.dedupe_ids.or(o.dedupe_ids),
         }
     }
 
@@ -389,6 +397,7 @@ impl Options {
         }
         let defaults = IngestConfig::default();
         let ingest = IngestConfig {
+            dedupe_ids: opts.dedupe_ids.unwrap_or(defaults.dedupe_ids),
             max_body_bytes: opts.max_body_bytes.unwrap_or(defaults.max_body_bytes),
             body_timeout: Duration::from_secs(opts.body_timeout_secs.unwrap_or(30).max(1)),
             max_event_bytes: opts.max_event_bytes.unwrap_or(defaults.max_event_bytes),

@@ -196,6 +196,7 @@ pub async fn run_with(
                 .then(|| Arc::new(inspector::Inspector::new())),
             policy: policy.clone(),
             limits: ratelimit::RateLimits::new(&config.limits),
+            dedupe: ingest::dedupe::Dedupe::new(config.ingest.dedupe_ids),
         },
         metrics,
         sinks: healths,

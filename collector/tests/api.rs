@@ -452,3 +452,53 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_resent_event_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Collector::start(dir.path(), &[]);
+    // What a browser does when it could not see the answer: send the same events again.
+    let batch =
+        json!({"batch": [track(1, "dup"), track(2, "dup"), track(1, "dup")], "writeKey": "wk_a"});
+    for _ in 0..2 {
+        let (status, resp) = post_json(&c, "/v1/batch", &batch).await;
+        assert_eq!(
+            (status, resp["accepted"].as_u64(), resp["rejected"].as_u64()),
+            (200, Some(3), Some(0)),
+            "{resp}"
+        );
+    }
+    // The same messageId under another write key is another source's event.
+    let other = json!({"batch": [track(1, "dup")], "writeKey": "wk_b"});
+    assert_eq!(post_json(&c, "/v1/batch", &other).await.0, 200);
+    let text = client()
+        .get(c.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("collector_events_deduplicated_total 4"),
+        "{text}"
+    );
+    assert!(c.terminate().success());
+    let ids: Vec<(String, String)> = read_capture(dir.path())
+        .iter()
+        .map(|r| {
+            (
+                r.body["writeKey"].as_str().unwrap().to_string(),
+                r.body["messageId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("wk_a".into(), "dup-1".into()),
+            ("wk_a".into(), "dup-2".into()),
+            ("wk_b".into(), "dup-1".into())
+        ]
+    );
+}

@@ -6,6 +6,7 @@
 //! accepted events are fsync'd in the spool.
 
 pub mod decode;
+pub mod dedupe;
 pub mod enrich;
 pub mod event;
 pub mod ip;
@@ -79,6 +80,7 @@ pub struct Ingest {
     /// Who may send (reloaded on SIGHUP).
     pub policy: Arc<Policy>,
     pub limits: RateLimits,
+    pub dedupe: dedupe::Dedupe,
 }
 
 /// The write key from HTTP Basic auth: Segment puts it in the username.
@@ -197,11 +199,23 @@ impl Ingest {
             Endpoint::Single(t) => Some(t),
         };
         let mut payloads = Vec::with_capacity(env.events.len());
+        let mut keys = Vec::with_capacity(env.events.len());
+        let mut duplicates = 0;
         let mut outcome = Outcome::default();
         let mut dead = Vec::new();
+        let scope = info.source.or(info.write_key).unwrap_or("");
         for (index, raw) in env.events.iter().enumerate() {
             match self.prepare(raw, route, &info, source.as_deref()) {
-                Ok(p) => payloads.push(p),
+                Ok((p, message_id)) => {
+                    let k = dedupe::key(scope, &message_id);
+                    if self.dedupe.seen(k) || keys.contains(&k) {
+                        // Already stored: acknowledge it again, store it once.
+                        duplicates += 1;
+                        continue;
+                    }
+                    keys.push(k);
+                    payloads.push(p);
+                }
                 Err(reason) => {
                     dead.push(DeadLetter {
                         stage: "validate",
@@ -218,7 +232,7 @@ impl Ingest {
             }
         }
         self.dead_letters.write(dead).await;
-        outcome.accepted = payloads.len();
+        outcome.accepted = payloads.len() + duplicates;
         let shown = self.inspector.as_ref().map(|_| payloads.clone());
         let bytes: usize = payloads.iter().map(Bytes::len).sum();
         self.spool.append(payloads).await.map_err(|e| match e {
@@ -244,6 +258,10 @@ impl Ingest {
                 )
             },
         })?;
+        self.dedupe.remember(&keys);
+        if duplicates > 0 {
+            metrics::counter!("collector_events_deduplicated_total").increment(duplicates as u64);
+        }
         if let (Some(inspector), Some(shown)) = (&self.inspector, shown) {
             inspector.accepted(&shown);
         }
@@ -254,14 +272,14 @@ impl Ingest {
         Ok(outcome)
     }
 
-    /// One event: size cap → parse → validate → enrich → bytes.
+    /// One event: size cap → parse → validate → enrich → bytes, with its messageId.
     fn prepare(
         &self,
         raw: &RawValue,
         route: Option<MessageType>,
         info: &RequestInfo,
         source: Option<&Source>,
-    ) -> Result<Bytes, String> {
+    ) -> Result<(Bytes, String), String> {
         let size = raw.get().len();
         if size > self.cfg.max_event_bytes {
             return Err(format!(
@@ -276,9 +294,10 @@ impl Ingest {
         if enriched.bot && source.is_some_and(|s| s.drop_bots) {
             return Err("bot user agent; this source drops bot traffic".into());
         }
+        let message_id = ev.str("messageId").unwrap_or_default().into_owned();
         let mut out = Vec::with_capacity(size + 512);
         ev.write(&mut out);
-        Ok(Bytes::from(out))
+        Ok((Bytes::from(out), message_id))
     }
 }
 
