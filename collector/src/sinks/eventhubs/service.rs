@@ -122,14 +122,16 @@ impl Relay {
             .collect();
         let mut failure: Option<Failure> = None;
         let mut letters = Vec::new();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut relayed = 0u64;
         for outcome in outcomes {
             metrics::counter!("collector_eventhubs_batches_total").increment(outcome.batches);
             for (i, settled) in outcome.settled {
                 match &settled {
                     Settled::Delivered => {
-                        metrics::counter!("collector_eventhubs_events_total").increment(1);
+                        relayed += 1;
                         if let Some(at) = encoded[i].as_ref().and_then(|e| e.received_at_ms) {
-                            let lag_ms = chrono::Utc::now().timestamp_millis() - at;
+                            let lag_ms = now_ms - at;
                             metrics::histogram!("collector_eventhubs_relay_latency_seconds")
                                 .record(lag_ms.max(0) as f64 / 1000.0);
                         }
@@ -148,6 +150,7 @@ impl Relay {
                 failure.get_or_insert(f);
             }
         }
+        metrics::counter!("collector_eventhubs_events_total").increment(relayed);
         if !letters.is_empty() {
             tracing::warn!(
                 count = letters.len(),
