@@ -110,8 +110,10 @@ pub fn screen(body: &[u8]) -> Result<(), ApiError> {
             b'"' => {
                 i += 1;
                 loop {
-                    let Some(j) = find_quote_or_backslash(&body[i..]) else {
-                        return Ok(()); // an unterminated string: the parser says so
+                    // An unterminated string (or one ending in a lone backslash): the parser
+                    // says so.
+                    let Some(j) = body.get(i..).and_then(find_quote_or_backslash) else {
+                        return Ok(());
                     };
                     i += j;
                     if body[i] == b'"' {
@@ -474,6 +476,14 @@ mod tests {
         );
         // Inside a string a number is text.
         assert!(screen(br#"{"n":"1e400"}"#).is_ok());
+        // Truncated input, wherever it stops: no panic, and only a cut surrogate pair is
+        // refused here (the rest is left to the parser).
+        let text = br#"{"a":"x\ud83d\ude00\"","n":-12e3}"#;
+        for end in 0..text.len() {
+            if let Err(e) = screen(&text[..end]) {
+                assert!((13..19).contains(&end), "{end}: {}", e.message);
+            }
+        }
     }
 
     #[test]

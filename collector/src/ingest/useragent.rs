@@ -20,6 +20,10 @@ static CACHE: LazyLock<Mutex<HashMap<String, Arc<UserAgentInfo>>>> =
     LazyLock::new(Default::default);
 /// The cache is cleared when it reaches this many entries, which bounds its memory.
 const CACHE_MAX: usize = 4096;
+/// Longer user agents are parsed but not cached: real ones are a few hundred bytes, and an
+/// event's `context.userAgent` may be up to the event cap (32 KB), which would let the cache hold
+/// 4096 × 32 KB.
+const CACHE_MAX_KEY: usize = 512;
 
 fn known(s: &str) -> Option<String> {
     (!s.is_empty() && s != "UNKNOWN").then(|| s.to_string())
@@ -56,6 +60,9 @@ pub fn parse_uncached(ua: &str) -> UserAgentInfo {
 }
 
 pub fn parse(ua: &str) -> Arc<UserAgentInfo> {
+    if ua.len() > CACHE_MAX_KEY {
+        return Arc::new(parse_uncached(ua));
+    }
     if let Some(hit) = CACHE.lock().unwrap().get(ua) {
         return hit.clone();
     }
@@ -88,5 +95,15 @@ mod tests {
         assert_eq!(google.device_type, "bot");
         assert!(parse("curl/8.4.0").bot);
         assert!(parse("python-requests/2.31").bot);
+    }
+
+    #[test]
+    fn long_user_agents_are_parsed_but_not_cached() {
+        let long = format!(
+            "Mozilla/5.0 (compatible; Googlebot/2.1) {}",
+            "x".repeat(CACHE_MAX_KEY)
+        );
+        assert!(parse(&long).bot);
+        assert!(!CACHE.lock().unwrap().contains_key(&long));
     }
 }
