@@ -382,16 +382,17 @@ async fn hub_killed_mid_stream_and_restarted_loses_nothing() {
 #[tokio::test]
 async fn collector_kill9_mid_relay_then_restart_loses_nothing() {
     let double = Double::start().await.unwrap();
-    // A slow hub: each transfer takes 200 ms, so the relay is surely mid-send when killed.
+    // A slow hub: each transfer takes 500 ms, so the relay is surely mid-send when killed.
     double
         .faults()
-        .delay_transfers(Some(Duration::from_millis(200)));
+        .delay_transfers(Some(Duration::from_millis(500)));
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path(), &double, &[]);
     let n = 3000;
     let ids = post_all(&c, "kill9", 0..n, 100).await;
-    double.wait_for_events(1, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Kill as soon as a third of the backlog is in: the partition batches of the delivery in
+    // progress arrive one by one, so some are in and its cursor is not committed yet.
+    double.wait_for_events(n / 3, WAIT).await.unwrap();
     let before = double.recorder().len();
     c.kill9();
     assert!(
