@@ -35,7 +35,8 @@ pub struct DoubleConfig {
     /// a network round trip, and the client's fe2o3-amqp 0.16 loses a disposition that arrives
     /// before its sender has registered the delivery (the send then waits forever; fixed in
     /// fe2o3-amqp 0.18, which the SDK does not use yet). On localhost that race is real, so
-    /// the default models a short round trip; set zero to provoke it.
+    /// the default (5 ms) models a hub a short round trip away; set zero to provoke it. A
+    /// heavily overloaded machine can still stall the client longer than that, now and then.
     pub settle_delay: Duration,
 }
 
@@ -47,7 +48,7 @@ impl Default for DoubleConfig {
             hub: "clicks".into(),
             partition_count: 4,
             max_message_size: 1024 * 1024,
-            settle_delay: Duration::from_millis(2),
+            settle_delay: Duration::from_millis(5),
         }
     }
 }
