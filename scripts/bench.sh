@@ -20,12 +20,11 @@ for i in range(10):
     events.append({
         "type": "track", "event": "Product Viewed", "anonymousId": str(uuid.uuid4()), "userId": f"user-{i}",
         "timestamp": "2026-11-28T12:00:00.000Z", "messageId": str(uuid.uuid4()),
-        "properties": {"product_id": f"sku-{i:06d}", "name": "Trail running shoe, waterproof", "price": 129.99,
-                       "currency": "EUR", "category": "Shoes/Running", "position": i, "list": "search results"},
-        "context": {"page": {"url": f"https://shop.example/p/sku-{i:06d}?utm_source=newsletter", "path": f"/p/sku-{i:06d}",
-                             "title": "Trail running shoe | Example Shop", "referrer": "https://shop.example/search?q=shoes"},
-                    "campaign": {"source": "newsletter", "medium": "email", "name": "autumn"},
-                    "locale": "en-GB", "timezone": "Europe/London", "screen": {"width": 1920, "height": 1080},
+        "properties": {"product_id": f"sku-{i:06d}", "name": "Trail running shoe", "price": 129.99,
+                       "currency": "EUR", "position": i},
+        "context": {"page": {"url": f"https://shop.example/p/sku-{i:06d}", "path": f"/p/sku-{i:06d}",
+                             "title": "Trail running shoe | Example Shop", "referrer": "https://shop.example/search"},
+                    "locale": "en-GB", "screen": {"width": 1920, "height": 1080},
                     "library": {"name": "clickstream-tracker", "version": "0.1.0"}},
     })
 body = json.dumps({"batch": events, "sentAt": "2026-11-28T12:00:01.000Z", "writeKey": "bench"})
