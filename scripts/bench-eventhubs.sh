@@ -29,7 +29,7 @@ events = []
 for i in range(10):
     events.append({
         "type": "track", "event": "Product Viewed", "anonymousId": str(uuid.uuid4()), "userId": f"user-{i}",
-        "timestamp": "2026-11-28T12:00:00.000Z", "messageId": str(uuid.uuid4()),
+        "timestamp": "2026-11-28T12:00:00.000Z", "messageId": f"MSGID-{i}",
         "properties": {"product_id": f"sku-{i:06d}", "name": "Trail running shoe, waterproof", "price": 129.99,
                        "currency": "EUR", "category": "Shoes/Running", "position": i, "list": "search results"},
         "context": {"page": {"url": f"https://shop.example/p/sku-{i:06d}?utm_source=newsletter", "path": f"/p/sku-{i:06d}",
@@ -42,10 +42,22 @@ body = json.dumps({"batch": events, "sentAt": "2026-11-28T12:00:01.000Z", "write
 open(sys.argv[1], "w").write(body)
 print(f"batch: 10 events, {len(body)} bytes")
 PY
+# Every request gets fresh messageIds: the collector stores a resent event only once, so
+# replaying one body would measure its duplicate check instead of the pipeline.
 cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/batch.json", "r"); wrk.body = f:read("*a"); f:close()
+local f = io.open("$work/batch.json", "r"); local template = f:read("*a"); f:close()
+local counter = 0
+local prefix = ""
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+function init(args) prefix = string.format("%d-%d-", tid or 0, os.time()) end
+function request()
+  counter = counter + 1
+  local body = template:gsub("MSGID%-(%d)", function(d) return prefix .. counter .. "-" .. d end)
+  return wrk.format(nil, nil, nil, body)
+end
 LUA
 
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
