@@ -50,6 +50,12 @@ impl Collector {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Log first, then announce: a test that sees the address also sees the line.
+                {
+                    let mut l = sink.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if let Some(rest) = line
                     .split("listening on http://")
                     .nth(1)
@@ -58,9 +64,6 @@ impl Collector {
                     let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
                     let _ = tx.send(addr);
                 }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
