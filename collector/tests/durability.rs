@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{client, read_capture, track, Collector};
 use serde_json::{json, Value};
@@ -190,26 +190,7 @@ async fn full_spool_answers_503_then_recovers_without_loss() {
             sink.lock().unwrap().push(line);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let events: Vec<Value> = (0..10).map(|i| track(10_000_000 + i, "after")).collect();
-        let r = http
-            .post(c.url("/v1/batch"))
-            .body(json!({"batch": events}).to_string())
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
-            acked.extend(
-                events
-                    .iter()
-                    .map(|e| e["messageId"].as_str().unwrap().to_string()),
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "ingest never recovered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    acked.extend(common::post_until_accepted(&http, &c, "after", "ingest never recovered").await);
     assert!(c.terminate().success());
     reader.join().unwrap();
     let seen: HashSet<String> = lines

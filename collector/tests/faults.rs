@@ -103,29 +103,15 @@ async fn a_full_disk_answers_503_keeps_serving_health_loses_nothing_and_recovers
     );
 
     disk.resize("64m");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let events: Vec<Value> = (0..10).map(|i| track(i, "after")).collect();
-        let r = http
-            .post(c.url("/v1/batch"))
-            .body(json!({"batch": events}).to_string())
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
-            acked.extend(
-                events
-                    .iter()
-                    .map(|e| e["messageId"].as_str().unwrap().to_string()),
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ingest did not recover when space returned"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    acked.extend(
+        common::post_until_accepted(
+            &http,
+            &c,
+            "after",
+            "ingest did not recover when space returned",
+        )
+        .await,
+    );
     assert!(c.terminate().success());
     // Whatever a sink had not delivered by shutdown is still spooled: one more start drains it.
     let c = Collector::start(&data, &args);

@@ -236,3 +236,43 @@ pub fn track(i: usize, run: &str) -> serde_json::Value {
         "timestamp": "2026-11-28T12:00:00.000Z",
     })
 }
+
+/// The messageIds of events.
+pub fn message_ids(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// POST `{"batch": events}` to `/v1/batch`.
+pub async fn post_batch(
+    http: &reqwest::Client,
+    c: &Collector,
+    events: &[serde_json::Value],
+) -> reqwest::Response {
+    http.post(c.url("/v1/batch"))
+        .body(serde_json::json!({ "batch": events }).to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// After a stretch of refusals (503), post 10-event batches until one is accepted again;
+/// return its messageIds. Panics with `what` if that takes more than 30 s.
+pub async fn post_until_accepted(
+    http: &reqwest::Client,
+    c: &Collector,
+    run: &str,
+    what: &str,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events: Vec<serde_json::Value> = (0..10).map(|i| track(10_000_000 + i, run)).collect();
+        if post_batch(http, c, &events).await.status() == 200 {
+            return message_ids(&events);
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
