@@ -127,9 +127,22 @@ fn parse(body: &[u8], batch: bool) {
     // What passed the screen is JSON within the limits, and so is every event in it.
     assert!(message::screen(body).is_ok());
     assert!(!env.events.is_empty() && env.events.len() <= MAX_BATCH_EVENTS);
-    for raw in &env.events {
-        assert!(is_json(raw.get().as_bytes()), "{}", raw.get());
-        if let Ok(ev) = Event::parse(raw.get()) {
+    // The batch fast path reads what the general path reads.
+    let general =
+        batch.then(|| message::parse_batch_general(body).expect("the fast path accepted it"));
+    let general_events = general.map(|g| g.events);
+    for (i, item) in env.events.into_iter().enumerate() {
+        let raw = item.raw;
+        assert!(is_json(raw.as_bytes()), "{raw}");
+        let parsed = item.into_event();
+        if let Some(g) = &general_events {
+            assert_eq!(g[i].raw, raw);
+            assert_eq!(
+                parsed.as_ref().map(|e| e.to_json()).ok(),
+                Event::parse(g[i].raw).map(|e| e.to_json()).ok()
+            );
+        }
+        if let Ok(ev) = parsed {
             let mut out = Vec::new();
             ev.write(&mut out);
             assert!(is_json(&out));

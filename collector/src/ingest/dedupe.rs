@@ -6,20 +6,34 @@
 //! collectors, so downstream jobs should still dedupe by messageId.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
+
+/// Keys are already uniform 64-bit hashes (from a per-process random seed, so clients cannot
+/// aim ids at one bucket): the sets use them as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
 
 pub struct Dedupe {
     capacity: usize,
-    state: Mutex<(HashSet<u64>, VecDeque<u64>)>,
-}
-
-/// The key of one event: its scope and messageId, hashed to 64 bits.
-pub fn key(scope: &str, message_id: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    scope.hash(&mut h);
-    message_id.hash(&mut h);
-    h.finish()
+    seed: RandomState,
+    state: Mutex<(KeySet, VecDeque<u64>)>,
 }
 
 impl Dedupe {
@@ -27,15 +41,31 @@ impl Dedupe {
     pub fn new(capacity: usize) -> Dedupe {
         Dedupe {
             capacity,
+            seed: RandomState::new(),
             state: Mutex::new((
-                HashSet::with_capacity(capacity.min(1 << 20)),
+                KeySet::with_capacity_and_hasher(capacity.min(1 << 20), Default::default()),
                 VecDeque::new(),
             )),
         }
     }
 
-    pub fn seen(&self, key: u64) -> bool {
-        self.capacity > 0 && self.state.lock().unwrap().0.contains(&key)
+    /// The key of one event: its scope and messageId, hashed to 64 bits.
+    pub fn key(&self, scope: &str, message_id: &str) -> u64 {
+        self.seed.hash_one((scope, message_id))
+    }
+
+    /// For each key, whether it is new: neither remembered nor repeated earlier in `keys`.
+    pub fn fresh(&self, keys: &[u64]) -> Vec<bool> {
+        if self.capacity == 0 {
+            return vec![true; keys.len()];
+        }
+        let mut batch = KeySet::with_capacity_and_hasher(keys.len(), Default::default());
+        let mut fresh: Vec<bool> = keys.iter().map(|&k| batch.insert(k)).collect();
+        let guard = self.state.lock().unwrap();
+        for (k, f) in keys.iter().zip(&mut fresh) {
+            *f = *f && !guard.0.contains(k);
+        }
+        fresh
     }
 
     pub fn remember(&self, keys: &[u64]) {
@@ -64,19 +94,28 @@ mod tests {
     #[test]
     fn remembers_per_scope_and_forgets_the_oldest() {
         let d = Dedupe::new(2);
-        let (a, b, c) = (key("web", "m1"), key("web", "m2"), key("web", "m3"));
-        assert!(!d.seen(a));
+        let (a, b, c) = (d.key("web", "m1"), d.key("web", "m2"), d.key("web", "m3"));
+        assert_eq!(
+            d.fresh(&[a, b, a]),
+            [true, true, false],
+            "repeats in one batch"
+        );
         d.remember(&[a, b]);
-        assert!(d.seen(a) && d.seen(b));
-        assert!(
-            !d.seen(key("app", "m1")),
+        assert_eq!(d.fresh(&[a, b]), [false, false]);
+        assert_eq!(
+            d.fresh(&[d.key("app", "m1")]),
+            [true],
             "another source's m1 is another event"
         );
+        assert_ne!(d.key("we", "bm1"), d.key("web", "m1"));
         d.remember(&[c]);
-        assert!(!d.seen(a), "the oldest id is forgotten past capacity");
-        assert!(d.seen(c));
+        assert_eq!(
+            d.fresh(&[a, c]),
+            [true, false],
+            "the oldest id is forgotten past capacity"
+        );
         let off = Dedupe::new(0);
         off.remember(&[a]);
-        assert!(!off.seen(a));
+        assert_eq!(off.fresh(&[a, a]), [true, true]);
     }
 }

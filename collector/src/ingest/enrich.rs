@@ -16,9 +16,8 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::json;
 
-use super::event::{kind, raw_json, Event, Kind};
+use super::event::{kind, raw_string, Event, Kind};
 use super::ip;
 use super::useragent;
 use super::validate::parse_timestamp;
@@ -42,6 +41,27 @@ pub struct RequestInfo<'a> {
 
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// [`format_time`] as JSON text. The events of a request share their receive and send times,
+/// so the last few results are kept per thread.
+fn time_json(t: DateTime<Utc>) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static RECENT: RefCell<[(DateTime<Utc>, String); 2]> = RefCell::default();
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some((_, text)) = recent
+            .iter()
+            .find(|(at, text)| *at == t && !text.is_empty())
+        {
+            return text.clone();
+        }
+        let text = raw_string(&format_time(t));
+        recent.swap(0, 1);
+        recent[0] = (t, text.clone());
+        text
+    })
 }
 
 /// Parse an object-valued field (or start an empty one), let `f` change it, store it back.
@@ -78,14 +98,14 @@ pub struct Enriched {
 /// Enrich one validated event in place.
 pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<Enriched, String> {
     let received_at = req.received_at;
-    ev.set_str("receivedAt", &format_time(received_at));
+    ev.set("receivedAt", time_json(received_at));
 
     let sent_at = ev
         .str("sentAt")
         .and_then(|s| parse_timestamp(&s))
         .or(req.sent_at);
     if let Some(s) = sent_at {
-        ev.set_str("sentAt", &format_time(s));
+        ev.set("sentAt", time_json(s));
     }
     let client_ts = ev.str("timestamp").and_then(|s| parse_timestamp(&s));
     let timestamp = match (client_ts, sent_at) {
@@ -138,19 +158,16 @@ fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Res
             ctx.set_str("userAgent", ua);
         }
     }
-    let Some(ua) = ctx.str("userAgent").map(|s| s.into_owned()) else {
-        return Ok(());
+    let info = match ctx.str("userAgent") {
+        Some(ua) => useragent::parse(&ua),
+        None => return Ok(()),
     };
-    let info = useragent::parse(&ua);
-    if let Some((name, version)) = &info.browser {
-        ctx.set(
-            "browser",
-            raw_json(&json!({"name": name, "version": version})),
-        );
+    if let Some(browser) = &info.browser_json {
+        ctx.set("browser", browser.clone());
     }
-    if let Some((name, version)) = &info.os {
+    if let Some(os) = &info.os_json {
         if ctx.present("os").is_none() {
-            ctx.set("os", raw_json(&json!({"name": name, "version": version})));
+            ctx.set("os", os.clone());
         }
     }
     edit_object(ctx, "device", |device| {
@@ -159,7 +176,7 @@ fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Res
         }
         Ok(())
     })?;
-    ctx.set("bot", raw_json(&info.bot));
+    ctx.set("bot", if info.bot { "true" } else { "false" }.into());
     out.bot = info.bot;
     Ok(())
 }
@@ -168,7 +185,7 @@ fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Res
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     fn req<'a>() -> RequestInfo<'a> {
         RequestInfo {

@@ -40,7 +40,20 @@ pub fn kind(json: &str) -> Kind {
 
 /// A string as JSON text.
 pub fn raw_string(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialize")
+    let mut out = Vec::with_capacity(s.len() + 2);
+    write_string(s, &mut out);
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// Append a string as JSON text. Most strings need no escapes and are copied as they are.
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(&mut *out, s).expect("strings serialize");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 /// Any serializable value as JSON text.
@@ -99,6 +112,15 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// The first key and the last value as written in the input, when they are borrowed from
+    /// it (a key with escapes is not).
+    pub fn ends(&self) -> Option<(&'a str, &'a str)> {
+        match (self.fields.first()?, self.fields.last()?) {
+            ((Cow::Borrowed(key), _), (_, Cow::Borrowed(value))) => Some((key, value)),
+            _ => None,
+        }
+    }
+
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
@@ -136,7 +158,7 @@ impl<'a> Event<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut *out, k.as_ref()).expect("strings serialize");
+            write_string(k, out);
             out.push(b':');
             out.extend_from_slice(v.as_bytes());
         }
@@ -147,6 +169,14 @@ impl<'a> Event<'a> {
         let mut out = Vec::new();
         self.write(&mut out);
         String::from_utf8(out).expect("JSON is UTF-8")
+    }
+}
+
+/// An object read as an [`Event`] inside a larger document (the fast path of a batch): any
+/// problem, duplicate keys included, fails the whole parse.
+impl<'de> de::Deserialize<'de> for Event<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventVisitor)
     }
 }
 
@@ -201,6 +231,23 @@ impl<'de> Visitor<'de> for EventVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain",
+            "Mozilla/5.0 (X11)",
+            "quote\"",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "é ✓ 😀",
+            "\u{7f}",
+        ] {
+            assert_eq!(raw_string(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
 
     #[test]
     fn round_trip_keeps_values_verbatim() {

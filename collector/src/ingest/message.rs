@@ -2,8 +2,8 @@
 //! `/v1/batch` (`{"batch":[...], "sentAt", "context", "integrations", "writeKey"}`) or of a
 //! single-message endpoint. Events stay raw here; validation looks inside them.
 //!
-//! Before the parser sees a body, [`screen`] walks its bytes once (strings are skipped eight
-//! bytes at a time) and refuses what the parser would let through into raw event text but readers
+//! Before the parser sees a body, [`screen`] walks its bytes once (strings are skipped with
+//! SIMD) and refuses what the parser would let through into raw event text but readers
 //! downstream choke on: nesting deeper than [`MAX_DEPTH`], numbers outside a 64-bit float's
 //! range (`1e400`, 400-digit integers), and `\u` escapes of unpaired UTF-16 surrogates.
 //!
@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::event::Event;
 use super::ApiError;
 
 /// The Segment message types.
@@ -57,10 +58,35 @@ impl MessageType {
     }
 }
 
+/// One event of a request: its text as received and, when the batch fast path read it
+/// already, its top-level fields.
+#[derive(Debug)]
+pub struct Item<'a> {
+    pub raw: &'a str,
+    pub event: Option<Event<'a>>,
+}
+
+impl<'a> Item<'a> {
+    fn unparsed(raw: &'a RawValue) -> Item<'a> {
+        Item {
+            raw: raw.get(),
+            event: None,
+        }
+    }
+
+    /// The event's top-level fields, or why it is not an event.
+    pub fn into_event(self) -> Result<Event<'a>, String> {
+        match self.event {
+            Some(ev) => Ok(ev),
+            None => Event::parse(self.raw),
+        }
+    }
+}
+
 /// What every event of a request shares.
 #[derive(Debug, Default)]
 pub struct Envelope<'a> {
-    pub events: Vec<&'a RawValue>,
+    pub events: Vec<Item<'a>>,
     pub sent_at: Option<Value>,
     /// Batch-level `context` and `integrations`: JSON objects applied to every event.
     pub context: Option<&'a RawValue>,
@@ -70,9 +96,8 @@ pub struct Envelope<'a> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct BatchBody<'a> {
-    #[serde(borrow)]
-    batch: Option<Vec<&'a RawValue>>,
+struct BatchBody<'a, T> {
+    batch: Option<Vec<T>>,
     sent_at: Option<Value>,
     #[serde(borrow)]
     context: Option<&'a RawValue>,
@@ -158,23 +183,10 @@ pub fn screen(body: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The first `"` or `\\` in `s`, eight bytes at a time (strings are most of a body's bytes).
+/// The first `"` or `\\` in `s` (strings are most of a body's bytes: this is memchr's SIMD
+/// search).
 fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero_byte = |v: u64| v.wrapping_sub(LO) & !v & HI != 0;
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        if has_zero_byte(w ^ (LO * u64::from(b'"'))) || has_zero_byte(w ^ (LO * u64::from(b'\\'))) {
-            break;
-        }
-        i += 8;
-    }
-    s[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\')
-        .map(|p| p + i)
+    memchr::memchr2(b'"', b'\\', s)
 }
 
 fn check_number(token: &[u8], at: usize) -> Result<(), ApiError> {
@@ -269,6 +281,11 @@ fn write_key_of(v: Option<Value>) -> Option<String> {
 }
 
 /// Parse the body of `/v1/batch`.
+///
+/// The usual batch (every event an object with distinct keys, the first of them unescaped) is
+/// read in one pass that splits the events and reads their top-level fields together. Anything
+/// else takes the general path: split into raw events first, then each event is read on its
+/// own, so one bad event is rejected alone. Both give the same result.
 pub fn parse_batch(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_none() {
@@ -278,7 +295,58 @@ pub fn parse_batch(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
         ));
     }
     screen(body)?;
-    if first != Some(&b'{') {
+    if first == Some(&b'{') {
+        if let Some(env) = parse_batch_fast(body) {
+            return check_batch(env);
+        }
+    }
+    parse_batch_general(body)
+}
+
+/// The one-pass read; `None` sends the body down the general path.
+fn parse_batch_fast(body: &[u8]) -> Option<Envelope<'_>> {
+    // Checked as UTF-8 once here, the parser need not check each string again.
+    let body = std::str::from_utf8(body).ok()?;
+    let b: BatchBody<Event> = serde_json::from_str(body).ok()?;
+    let events = b.batch?;
+    let mut items = Vec::with_capacity(events.len());
+    for event in events {
+        let raw = object_text(body, &event)?;
+        items.push(Item {
+            raw,
+            event: Some(event),
+        });
+    }
+    Some(Envelope {
+        events: items,
+        sent_at: b.sent_at.filter(|v| !v.is_null()),
+        context: b.context,
+        integrations: b.integrations,
+        write_key: write_key_of(b.write_key),
+    })
+}
+
+/// The text of an object in `body`, from the `{` before its first key to the `}` after its
+/// last value (only whitespace can lie between them).
+fn object_text<'a>(text: &'a str, event: &Event<'a>) -> Option<&'a str> {
+    let body = text.as_bytes();
+    let (key, value) = event.ends()?;
+    let base = body.as_ptr() as usize;
+    let key_at = (key.as_ptr() as usize).checked_sub(base)?;
+    let value_end = (value.as_ptr() as usize).checked_sub(base)? + value.len();
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let before = body.get(..key_at.checked_sub(1)?)?;
+    let open = before.iter().rposition(|b| !is_ws(b))?;
+    let close = value_end + body.get(value_end..)?.iter().position(|b| !is_ws(b))?;
+    if body[key_at - 1] != b'"' || body[open] != b'{' || body[close] != b'}' {
+        return None;
+    }
+    text.get(open..=close)
+}
+
+/// The general path of [`parse_batch`] (public so tests and fuzzing can compare the two).
+pub fn parse_batch_general(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         // Still say whether it is JSON at all.
         serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| not_json(body, e))?;
         return Err(ApiError::new(
@@ -286,7 +354,7 @@ pub fn parse_batch(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
             "body must be a JSON object like {\"batch\":[...]}",
         ));
     }
-    let b: BatchBody = serde_json::from_slice(body).map_err(|e| match e.classify() {
+    let b: BatchBody<&RawValue> = serde_json::from_slice(body).map_err(|e| match e.classify() {
         // Valid JSON of the wrong shape: only `batch` has a type the parser enforces.
         serde_json::error::Category::Data if !e.to_string().starts_with("duplicate field") => {
             ApiError::new(
@@ -302,38 +370,41 @@ pub fn parse_batch(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
             "body has no `batch` array",
         ));
     };
-    if events.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`batch` is empty"));
-    }
-    if events.len() > MAX_BATCH_EVENTS {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "`batch` has {} events; the limit is {MAX_BATCH_EVENTS}: split it",
-                events.len()
-            ),
-        ));
-    }
-    let context = object_or_null("context", b.context)?;
-    let integrations = object_or_null("integrations", b.integrations)?;
-    let shared = context.map_or(0, |c| c.get().len()) + integrations.map_or(0, |i| i.get().len());
-    if shared.saturating_mul(events.len()) > MAX_SHARED_COPY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "batch-level `context` and `integrations` ({shared} bytes) would be copied into each of {} events; \
-                 the limit is {MAX_SHARED_COPY_BYTES} bytes in all: send them in the events or split the batch",
-                events.len()
-            ),
-        ));
-    }
-    Ok(Envelope {
-        events,
+    check_batch(Envelope {
+        events: events.into_iter().map(Item::unparsed).collect(),
         sent_at: b.sent_at.filter(|v| !v.is_null()),
-        context,
-        integrations,
+        context: b.context,
+        integrations: b.integrations,
         write_key: write_key_of(b.write_key),
     })
+}
+
+/// The batch-wide limits, and the shape of the shared objects.
+fn check_batch(mut env: Envelope<'_>) -> Result<Envelope<'_>, ApiError> {
+    let n = env.events.len();
+    if n == 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`batch` is empty"));
+    }
+    if n > MAX_BATCH_EVENTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("`batch` has {n} events; the limit is {MAX_BATCH_EVENTS}: split it"),
+        ));
+    }
+    env.context = object_or_null("context", env.context)?;
+    env.integrations = object_or_null("integrations", env.integrations)?;
+    let shared =
+        env.context.map_or(0, |c| c.get().len()) + env.integrations.map_or(0, |i| i.get().len());
+    if shared.saturating_mul(n) > MAX_SHARED_COPY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "batch-level `context` and `integrations` ({shared} bytes) would be copied into each of {n} events; \
+                 the limit is {MAX_SHARED_COPY_BYTES} bytes in all: send them in the events or split the batch"
+            ),
+        ));
+    }
+    Ok(env)
 }
 
 /// Parse the body of a single-message endpoint (`/v1/track`, ...): the message itself.
@@ -359,7 +430,7 @@ pub fn parse_single(body: &[u8]) -> Result<Envelope<'_>, ApiError> {
     }
     let key: Key = serde_json::from_str(raw.get()).map_err(|e| not_json(body, e))?;
     Ok(Envelope {
-        events: vec![raw],
+        events: vec![Item::unparsed(raw)],
         write_key: write_key_of(key.write_key),
         ..Default::default()
     })
@@ -374,10 +445,49 @@ mod tests {
         let body = br#"{"batch":[{"type":"track"},{"type":"page"}],"sentAt":"2026-01-01T00:00:00Z","context":{"ip":"1.2.3.4"},"writeKey":"wk","extra":1}"#;
         let e = parse_batch(body).unwrap();
         assert_eq!(e.events.len(), 2);
-        assert_eq!(e.events[1].get(), r#"{"type":"page"}"#);
+        assert_eq!(e.events[1].raw, r#"{"type":"page"}"#);
         assert_eq!(e.write_key.as_deref(), Some("wk"));
         assert_eq!(e.context.unwrap().get(), r#"{"ip":"1.2.3.4"}"#);
         assert!(e.sent_at.is_some());
+    }
+
+    /// What a parse yields: each event's text and fields (or why it is not an event).
+    fn items(env: Envelope) -> Vec<(String, Result<String, String>)> {
+        env.events
+            .into_iter()
+            .map(|i| (i.raw.to_string(), i.into_event().map(|e| e.to_json())))
+            .collect()
+    }
+
+    #[test]
+    fn fast_and_general_batch_paths_agree() {
+        let bodies = [
+            r#"{"batch":[{"type":"track","event":"a"},{"type":"page"}],"sentAt":null}"#,
+            "{ \"batch\" : [ \n\t{ \"type\" : \"track\" , \"p\":{\"x\": [1, 2]} } ,{\"b\":\"}\"}\r\n] }",
+            r#"{"batch":[{"\u0074ype":"track"},{"type":"page"}]}"#,
+            r#"{"batch":[{"type":"track","type":"page"},{"type":"page"}]}"#,
+            r#"{"batch":[{},{"type":"page"},3,"x",[1],null]}"#,
+            r#"{"batch":[{"a":"{","b":"}"}],"context":{"ip":"1.2.3.4"},"writeKey":"k"}"#,
+        ];
+        for body in bodies {
+            let fast = parse_batch(body.as_bytes()).unwrap();
+            let general = parse_batch_general(body.as_bytes()).unwrap();
+            assert_eq!(
+                (fast.context.map(|c| c.get()), fast.write_key.clone()),
+                (general.context.map(|c| c.get()), general.write_key.clone())
+            );
+            assert_eq!(items(fast), items(general), "{body}");
+        }
+        let e = parse_batch(bodies[0].as_bytes()).unwrap();
+        assert!(
+            e.events.iter().all(|i| i.event.is_some()),
+            "the usual batch is read in one pass"
+        );
+        let e = parse_batch(bodies[2].as_bytes()).unwrap();
+        assert!(
+            e.events[0].event.is_none(),
+            "an escaped first key takes the general path"
+        );
     }
 
     #[test]

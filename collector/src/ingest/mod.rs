@@ -28,6 +28,7 @@ use crate::config::IngestConfig;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::inspector::Inspector;
 use crate::ratelimit::RateLimits;
+use crate::sinks::meta::EventMeta;
 use crate::sources::{Policy, Source};
 use crate::spool::{AppendError, Spool};
 use enrich::RequestInfo;
@@ -200,31 +201,34 @@ impl Ingest {
         };
         let mut payloads = Vec::with_capacity(env.events.len());
         let mut keys = Vec::with_capacity(env.events.len());
-        let mut duplicates = 0;
         let mut outcome = Outcome::default();
         let mut dead = Vec::new();
         let scope = info.source.or(info.write_key).unwrap_or("");
-        for (index, raw) in env.events.iter().enumerate() {
-            match self.prepare(raw, route, &info, source.as_deref()) {
+        for (index, item) in env.events.into_iter().enumerate() {
+            let raw = item.raw;
+            match self.prepare(item, route, &info, source.as_deref()) {
                 Ok((p, message_id)) => {
-                    let k = dedupe::key(scope, &message_id);
-                    if self.dedupe.seen(k) || keys.contains(&k) {
-                        // Already stored: acknowledge it again, store it once.
-                        duplicates += 1;
-                        continue;
-                    }
-                    keys.push(k);
+                    keys.push(self.dedupe.key(scope, &message_id));
                     payloads.push(p);
                 }
                 Err(reason) => {
                     dead.push(DeadLetter {
                         stage: "validate",
                         reason: reason.clone(),
-                        event: (*raw).to_owned(),
+                        event: RawValue::from_string(raw.to_owned()).expect("event text is JSON"),
                     });
                     outcome.rejected.push((index, reason));
                 }
             }
+        }
+        // An event already stored is acknowledged again and stored once.
+        let fresh = self.dedupe.fresh(&keys);
+        let duplicates = fresh.iter().filter(|f| !**f).count();
+        if duplicates > 0 {
+            let mut keep = fresh.iter();
+            payloads.retain(|_| *keep.next().unwrap());
+            let mut keep = fresh.iter();
+            keys.retain(|_| *keep.next().unwrap());
         }
         if let Some(inspector) = &self.inspector {
             for d in &dead {
@@ -275,28 +279,38 @@ impl Ingest {
     /// One event: size cap → parse → validate → enrich → bytes, with its messageId.
     fn prepare(
         &self,
-        raw: &RawValue,
+        item: message::Item,
         route: Option<MessageType>,
         info: &RequestInfo,
         source: Option<&Source>,
     ) -> Result<(Bytes, String), String> {
-        let size = raw.get().len();
+        let size = item.raw.len();
         if size > self.cfg.max_event_bytes {
             return Err(format!(
                 "event is {size} bytes; the limit is {} bytes",
                 self.cfg.max_event_bytes
             ));
         }
-        let mut ev = Event::parse(raw.get())?;
+        let mut ev = item.into_event()?;
         ev.remove("writeKey");
         validate::validate(&mut ev, route)?;
         let enriched = enrich::enrich(&mut ev, info)?;
         if enriched.bot && source.is_some_and(|s| s.drop_bots) {
             return Err("bot user agent; this source drops bot traffic".into());
         }
-        let message_id = ev.str("messageId").unwrap_or_default().into_owned();
-        let mut out = Vec::with_capacity(size + 512);
+        let meta = EventMeta {
+            kind: ev.str("type"),
+            event: ev.str("event"),
+            name: ev.str("name"),
+            user_id: ev.str("userId"),
+            anonymous_id: ev.str("anonymousId"),
+            message_id: ev.str("messageId"),
+            received_at: ev.str("receivedAt"),
+        };
+        let mut out = Vec::with_capacity(size + 768);
+        meta.write_header(&mut out);
         ev.write(&mut out);
+        let message_id = meta.message_id.unwrap_or_default().into_owned();
         Ok((Bytes::from(out), message_id))
     }
 }

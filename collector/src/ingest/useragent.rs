@@ -10,6 +10,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 pub struct UserAgentInfo {
     pub browser: Option<(String, String)>,
     pub os: Option<(String, String)>,
+    /// `context.browser` and `context.os` as JSON text, rendered once per user agent.
+    pub browser_json: Option<String>,
+    pub os_json: Option<String>,
     /// desktop, mobile, tablet, bot, appliance or unknown.
     pub device_type: &'static str,
     pub bot: bool,
@@ -51,7 +54,14 @@ pub fn parse_uncached(ua: &str) -> UserAgentInfo {
         "appliance" => "appliance",
         _ => "unknown",
     };
+    let render = |p: &Option<(String, String)>| {
+        p.as_ref().map(|(name, version)| {
+            serde_json::json!({"name": name, "version": version}).to_string()
+        })
+    };
     UserAgentInfo {
+        browser_json: render(&browser),
+        os_json: render(&os),
         browser,
         os,
         device_type,

@@ -44,7 +44,7 @@ pub struct Entry {
 
 impl Entry {
     fn new(status: &'static str, json: &[u8], reason: Option<String>) -> Entry {
-        let meta = EventMeta::parse(json);
+        let (meta, json) = EventMeta::split(json);
         let event = std::str::from_utf8(json)
             .ok()
             .and_then(|s| RawValue::from_string(s.to_string()).ok())

@@ -1,6 +1,13 @@
-//! What sinks need to know about an event without owning its JSON: type, name, partition
-//! key and receive time, read from the enriched payload. Every sink labels events the same
-//! way with [`EventMeta::properties`], so Event Hubs and local capture files agree.
+//! What sinks need to know about an event without parsing its JSON: type, name, partition
+//! key, messageId and receive time. Every sink labels events the same way with
+//! [`EventMeta::properties`], so Event Hubs and local capture files agree.
+//!
+//! Ingest already holds these fields when it stores an event, so it writes them in front of
+//! the event's JSON in the spooled payload ([`EventMeta::write_header`]); sinks read them back
+//! with [`EventMeta::split`] instead of scanning every event's JSON a second time. The header
+//! is a tag byte (`0x01`, which JSON text never starts with) and seven fields, each a
+//! little-endian `u32` length (`u32::MAX` for none) and UTF-8 bytes. A payload without the tag
+//! is plain JSON (spools written before the header existed) and is parsed.
 
 use std::borrow::Cow;
 
@@ -28,10 +35,79 @@ pub struct EventMeta<'a> {
     pub received_at: Option<Cow<'a, str>>,
 }
 
+/// First byte of a spooled payload that starts with a header.
+const HEADER_TAG: u8 = 0x01;
+/// Length that marks an absent field.
+const ABSENT: u32 = u32::MAX;
+
 impl<'a> EventMeta<'a> {
-    /// Parse the fields sinks use. Enriched payloads always parse; anything else yields defaults.
-    pub fn parse(payload: &'a [u8]) -> EventMeta<'a> {
-        serde_json::from_slice(payload).unwrap_or_default()
+    /// Parse the fields sinks use from event JSON. Anything that is not an event yields defaults.
+    pub fn parse(json: &'a [u8]) -> EventMeta<'a> {
+        serde_json::from_slice(json).unwrap_or_default()
+    }
+
+    fn fields(&self) -> [&Option<Cow<'a, str>>; 7] {
+        [
+            &self.kind,
+            &self.event,
+            &self.name,
+            &self.user_id,
+            &self.anonymous_id,
+            &self.message_id,
+            &self.received_at,
+        ]
+    }
+
+    /// Write the header that goes in front of the event's JSON in a spooled payload.
+    pub fn write_header(&self, out: &mut Vec<u8>) {
+        out.push(HEADER_TAG);
+        for field in self.fields() {
+            match field {
+                Some(s) => {
+                    let len = u32::try_from(s.len()).expect("fields are capped far below 4 GiB");
+                    out.extend_from_slice(&len.to_le_bytes());
+                    out.extend_from_slice(s.as_bytes());
+                }
+                None => out.extend_from_slice(&ABSENT.to_le_bytes()),
+            }
+        }
+    }
+
+    /// A spooled payload's header and the event's JSON. A payload with no header is JSON and
+    /// is parsed; a damaged header (the spool's checksums make that a bug) yields defaults.
+    pub fn split(payload: &'a [u8]) -> (EventMeta<'a>, &'a [u8]) {
+        if payload.first() != Some(&HEADER_TAG) {
+            return (EventMeta::parse(payload), payload);
+        }
+        let mut rest = &payload[1..];
+        let mut next = || -> Result<Option<Cow<'a, str>>, ()> {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or(())?;
+            let len = u32::from_le_bytes(*len);
+            if len == ABSENT {
+                rest = tail;
+                return Ok(None);
+            }
+            let len = len as usize;
+            let text = tail.get(..len).ok_or(())?;
+            rest = &tail[len..];
+            let text = std::str::from_utf8(text).map_err(|_| ())?;
+            Ok(Some(Cow::Borrowed(text)))
+        };
+        let mut read = || -> Result<EventMeta<'a>, ()> {
+            Ok(EventMeta {
+                kind: next()?,
+                event: next()?,
+                name: next()?,
+                user_id: next()?,
+                anonymous_id: next()?,
+                message_id: next()?,
+                received_at: next()?,
+            })
+        };
+        match read() {
+            Ok(meta) => (meta, rest),
+            Err(()) => (EventMeta::default(), &[]),
+        }
     }
 
     /// userId, or anonymousId when there is none: keeps each visitor's events in order.
@@ -48,15 +124,15 @@ impl<'a> EventMeta<'a> {
     }
 
     /// Application properties: `type`, `event` (when named) and `schemaVersion`.
-    pub fn properties(&self) -> Vec<(&'static str, String)> {
+    pub fn properties(&self) -> Vec<(&'static str, &str)> {
         let mut p = Vec::with_capacity(3);
         if let Some(t) = &self.kind {
-            p.push(("type", t.to_string()));
+            p.push(("type", t.as_ref()));
         }
         if let Some(n) = self.event_name() {
-            p.push(("event", n.to_string()));
+            p.push(("event", n));
         }
-        p.push(("schemaVersion", SCHEMA_VERSION.to_string()));
+        p.push(("schemaVersion", SCHEMA_VERSION));
         p
     }
 }
@@ -73,14 +149,40 @@ mod tests {
         assert_eq!(
             m.properties(),
             vec![
-                ("type", "track".into()),
-                ("event", "Order \"Done\"".into()),
-                ("schemaVersion", "1".into())
+                ("type", "track"),
+                ("event", "Order \"Done\""),
+                ("schemaVersion", "1")
             ]
         );
         let m =
             EventMeta::parse(br#"{"type":"page","name":"Home","userId":"u","anonymousId":"a"}"#);
         assert_eq!(m.partition_key(), Some("u"));
         assert_eq!(m.event_name(), Some("Home"));
+    }
+
+    #[test]
+    fn header_round_trips_and_plain_json_still_reads() {
+        let json = br#"{"type":"page","name":"Home","anonymousId":"a"}"#;
+        let meta = EventMeta {
+            kind: Some("page".into()),
+            name: Some("Home \u{e9}".into()),
+            anonymous_id: Some("a".into()),
+            received_at: Some("2026-11-28T15:09:38.123Z".into()),
+            ..Default::default()
+        };
+        let mut payload = Vec::new();
+        meta.write_header(&mut payload);
+        payload.extend_from_slice(json);
+        let (back, body) = EventMeta::split(&payload);
+        assert_eq!(body, json);
+        assert_eq!(back.fields(), meta.fields());
+        let (plain, body) = EventMeta::split(json);
+        assert_eq!(body, json);
+        assert_eq!(plain.event_name(), Some("Home"));
+        // A cut header is refused, not read past its end.
+        for end in 1..payload.len() - json.len() {
+            let (m, body) = EventMeta::split(&payload[..end]);
+            assert!(m.kind.is_none() && body.is_empty(), "{end}");
+        }
     }
 }

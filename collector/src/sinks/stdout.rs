@@ -2,6 +2,7 @@
 
 use tokio::io::AsyncWriteExt;
 
+use crate::sinks::meta::EventMeta;
 use crate::sinks::{Sink, SinkError};
 use crate::spool::Record;
 
@@ -33,7 +34,7 @@ impl Sink for StdoutSink {
     async fn deliver<'a>(&'a mut self, records: &'a [Record]) -> Result<(), SinkError> {
         self.buf.clear();
         for r in records {
-            self.buf.extend_from_slice(&r.payload);
+            self.buf.extend_from_slice(EventMeta::split(&r.payload).1);
             self.buf.push(b'\n');
         }
         self.out

@@ -10,6 +10,7 @@
 //! `{dir}/cursors/{sink}` holding the next sequence number that sink needs.
 
 mod reader;
+mod recent;
 mod record;
 mod segment;
 mod writer;
@@ -64,6 +65,8 @@ struct Shared {
     head: watch::Sender<u64>,
     /// Committed positions of the registered readers.
     cursors: Mutex<HashMap<&'static str, u64>>,
+    /// The newest durable records, for readers that keep up.
+    recent: Mutex<recent::Recent>,
     failed: AtomicBool,
     closed: AtomicBool,
 }
@@ -130,6 +133,7 @@ impl Spool {
             segments: Mutex::new(segments),
             head: watch::Sender::new(scan.next_seq),
             cursors: Mutex::new(HashMap::new()),
+            recent: Mutex::new(recent::Recent::new(recent::BUDGET)),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
@@ -323,6 +327,35 @@ mod tests {
         );
         slow.commit(n).unwrap();
         assert_eq!(spool.stats().segments, 1);
+        spool.close().await;
+    }
+
+    #[tokio::test]
+    async fn readers_behind_the_memory_window_read_the_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&cfg(dir.path(), 1 << 20, 100)).unwrap();
+        *spool.shared.recent.lock().unwrap() = recent::Recent::new(30);
+        let mut r = spool.reader("slow").unwrap();
+        for i in 0..10 {
+            spool.append(payloads(i * 3..i * 3 + 3)).await.unwrap();
+        }
+        assert!(spool.stats().segments > 2);
+        let mut got = Vec::new();
+        while got.len() < 30 {
+            got.extend(r.read(4, usize::MAX).unwrap());
+        }
+        assert_eq!(
+            got.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (0..30).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            got,
+            payloads(0..30)
+                .into_iter()
+                .zip(0..)
+                .map(|(payload, seq)| Record { seq, payload })
+                .collect::<Vec<_>>()
+        );
         spool.close().await;
     }
 

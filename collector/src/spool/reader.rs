@@ -1,5 +1,9 @@
 //! A sink's view of the spool: reads durable records from its own position and persists that
 //! position (the cursor) after the sink has delivered them.
+//!
+//! The cursor file holds the position as one fixed-width line, overwritten in place with a
+//! single small write and an fdatasync: the file never changes size, so the fsync has no
+//! metadata to write, and a write within one disk sector lands whole or not at all.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,7 +26,11 @@ pub struct SpoolReader {
     committed: u64,
     segment: Option<SegmentReader>,
     cursor_path: PathBuf,
+    cursor_file: Option<std::fs::File>,
 }
+
+/// Bytes of a cursor line: 20 digits (any u64) and a newline.
+const CURSOR_LEN: u64 = 21;
 
 pub(super) fn read_all_cursors(dir: &Path) -> anyhow::Result<HashMap<String, u64>> {
     let mut out = HashMap::new();
@@ -81,6 +89,7 @@ impl SpoolReader {
             committed: start,
             segment: None,
             cursor_path,
+            cursor_file: None,
         })
     }
 
@@ -116,6 +125,12 @@ impl SpoolReader {
         let _ = self.head.wait_for(|h| *h > next).await;
     }
 
+    /// Wait until at least `n` records are there to read. Cancel-safe.
+    pub async fn wait_for(&mut self, n: u64) {
+        let next = self.next;
+        let _ = self.head.wait_for(|h| *h >= next.saturating_add(n)).await;
+    }
+
     /// Read up to `max_records` durable records (and about `max_bytes`) from the position.
     pub fn read(&mut self, max_records: usize, max_bytes: usize) -> io::Result<Vec<Record>> {
         let head = self.head();
@@ -124,7 +139,19 @@ impl SpoolReader {
         while self.next < head && out.len() < max_records && bytes < max_bytes {
             let reader = match &mut self.segment {
                 Some(r) => r,
-                None => self.segment.insert(self.open_segment_for(self.next)?),
+                None => {
+                    // Between segments (or never opened one): memory first.
+                    let recent = self.shared.recent.lock().unwrap();
+                    let before = out.len();
+                    if recent.read(self.next, max_records, max_bytes - bytes, &mut out) {
+                        let got = &out[before..];
+                        bytes += got.iter().map(|r| r.payload.len()).sum::<usize>();
+                        self.next = got.last().map_or(self.next, |r| r.seq + 1);
+                        continue;
+                    }
+                    drop(recent);
+                    self.segment.insert(self.open_segment_for(self.next)?)
+                }
             };
             match reader.next()? {
                 Some(rec) => {
@@ -133,7 +160,7 @@ impl SpoolReader {
                     out.push(rec);
                 }
                 // This segment is done; the record lives in the next one.
-                None => self.segment = Some(self.open_segment_starting(self.next)?),
+                None => self.segment = None,
             }
         }
         Ok(out)
@@ -144,10 +171,28 @@ impl SpoolReader {
         if upto <= self.committed {
             return Ok(());
         }
-        let tmp = self.cursor_path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{upto}\n"))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, &self.cursor_path)?;
+        use std::os::unix::fs::FileExt;
+        let line = format!("{upto:020}\n");
+        let file = match &mut self.cursor_file {
+            Some(f) => f,
+            None => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&self.cursor_path)?;
+                f.write_all_at(line.as_bytes(), 0)?;
+                if f.metadata()?.len() != CURSOR_LEN {
+                    // A new file, or one in an older format: settle its size once.
+                    f.set_len(CURSOR_LEN)?;
+                    f.sync_all()?;
+                    std::fs::File::open(&self.shared.cursors_dir)?.sync_all()?;
+                }
+                self.cursor_file.insert(f)
+            }
+        };
+        file.write_all_at(line.as_bytes(), 0)?;
+        file.sync_data()?;
         self.committed = upto;
         self.shared.cursors.lock().unwrap().insert(self.name, upto);
         self.shared.collect_garbage();
@@ -170,23 +215,5 @@ impl SpoolReader {
             ));
         }
         Ok(r)
-    }
-
-    fn open_segment_starting(&self, seq: u64) -> io::Result<SegmentReader> {
-        let info = self
-            .shared
-            .segments
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|s| s.first_seq == seq)
-            .cloned();
-        match info {
-            Some(info) => SegmentReader::open(&info),
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("no spool segment starts at record {seq}"),
-            )),
-        }
     }
 }

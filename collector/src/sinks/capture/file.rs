@@ -1,6 +1,7 @@
 //! One capture file being written: Avro container blocks appended and fsync'd under a
 //! `.avro.tmp` name, renamed to `.avro` when the file rolls.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -13,12 +14,13 @@ use super::schema::{self, SCHEMA};
 use crate::sinks::meta::EventMeta;
 use crate::spool::Record;
 
-/// A `File` whose `write` always writes everything (apache-avro calls `write`, not
-/// `write_all`, for block data) and counts the bytes. After a failed write it refuses all
-/// further writes, so nothing (not even the Avro writer's flush on drop) lands after a torn
-/// block.
+/// A `File` that gathers apache-avro's small writes (a block is written as two varints, the
+/// data and a marker, then flushed) instead of making a syscall for each, and counts the
+/// bytes. After a failed write it refuses all further writes, so nothing (not even the
+/// Avro writer's flush on drop) lands after a torn block.
 pub struct WholeWrites {
     file: File,
+    pending: Vec<u8>,
     written: u64,
     failed: bool,
 }
@@ -27,6 +29,7 @@ impl WholeWrites {
     pub fn new(file: File) -> Self {
         WholeWrites {
             file,
+            pending: Vec::new(),
             written: 0,
             failed: false,
         }
@@ -43,17 +46,37 @@ impl Write for WholeWrites {
                 "an earlier write to this capture file failed",
             ));
         }
-        if let Err(e) = self.file.write_all(buf) {
-            self.failed = true;
-            return Err(e);
+        if buf.len() >= 64 << 10 {
+            // The block's data: written as it is rather than copied.
+            self.flush()?;
+            if let Err(e) = self.file.write_all(buf) {
+                self.failed = true;
+                return Err(e);
+            }
+            self.written += buf.len() as u64;
+            return Ok(buf.len());
         }
+        self.pending.extend_from_slice(buf);
         self.written += buf.len() as u64;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write to this capture file failed",
+            ));
+        }
+        let result = self.file.write_all(&self.pending);
+        self.pending.clear();
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 }
+
+/// Avro block size: larger than a delivery, so each delivery is one block.
+const BLOCK_BYTES: usize = 8 << 20;
 
 pub struct CaptureFile {
     pub tmp_path: PathBuf,
@@ -77,7 +100,12 @@ impl CaptureFile {
         let tmp_path = tmp_path_of(&final_path);
         let file =
             File::create(&tmp_path).with_context(|| format!("creating {}", tmp_path.display()))?;
-        let writer = Writer::with_codec(&SCHEMA, WholeWrites::new(file), codec);
+        let writer = Writer::builder()
+            .schema(&SCHEMA)
+            .writer(WholeWrites::new(file))
+            .codec(codec)
+            .block_size(BLOCK_BYTES)
+            .build();
         Ok(CaptureFile {
             tmp_path,
             final_path,
@@ -89,10 +117,22 @@ impl CaptureFile {
 
     /// Append records as one Avro block and fsync it.
     pub fn append(&mut self, records: &[Record]) -> anyhow::Result<()> {
+        // Events of one request share a receivedAt: format its enqueue time once.
+        let mut last: Option<(&str, String)> = None;
         for r in records {
-            let meta = EventMeta::parse(&r.payload);
+            let (meta, body) = EventMeta::split(&r.payload);
+            let enqueued = match (&last, meta.received_at.as_deref()) {
+                (Some((at, text)), Some(now)) if *at == now => text.clone(),
+                (_, received_at) => {
+                    let text = schema::enqueued_time_of(received_at);
+                    if let Some(Cow::Borrowed(at)) = meta.received_at {
+                        last = Some((at, text.clone()));
+                    }
+                    text
+                }
+            };
             self.writer
-                .append_ser(schema::event_data(r, &meta))
+                .append_ser(schema::event_data(r.seq, &meta, body, enqueued))
                 .context("encoding capture record")?;
         }
         self.writer.flush().context("writing capture block")?;

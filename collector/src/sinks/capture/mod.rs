@@ -10,13 +10,14 @@ pub mod recover;
 pub mod schema;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use apache_avro::Codec;
 use chrono::{DateTime, Utc};
 
 use crate::config::{CaptureCodec, CaptureConfig};
-use crate::sinks::{Sink, SinkError};
+use crate::sinks::{Batching, Sink, SinkError};
 use crate::spool::Record;
 use file::CaptureFile;
 
@@ -99,6 +100,15 @@ impl Sink for CaptureSink {
         "capture"
     }
 
+    /// Capture files are read after they roll, minutes later: larger blocks cost less.
+    fn batching(&self) -> Batching {
+        Batching {
+            max_records: 1000,
+            max_bytes: 4 << 20,
+            linger: Duration::from_millis(200),
+        }
+    }
+
     async fn recover(&mut self) -> anyhow::Result<Option<u64>> {
         let dir = self.hub_dir();
         let codec = self.codec;
@@ -172,7 +182,6 @@ fn name_time(path: &std::path::Path, partition_dir: &std::path::Path) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn cfg(dir: &std::path::Path) -> CaptureConfig {
         CaptureConfig {

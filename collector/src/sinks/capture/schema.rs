@@ -11,7 +11,6 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::sinks::meta::EventMeta;
-use crate::spool::Record;
 
 /// Verbatim from the Event Hubs Capture documentation.
 pub const CAPTURE_SCHEMA: &str = r#"{
@@ -86,14 +85,23 @@ impl Serialize for Body<'_> {
     }
 }
 
-/// The Capture record of one spooled event. The enqueue time is the event's `receivedAt`.
-pub fn event_data<'a>(record: &'a Record, meta: &'a EventMeta<'a>) -> EventData<'a> {
-    let enqueued = meta
-        .received_at
-        .as_deref()
+/// Capture's EnqueuedTimeUtc for an event's `receivedAt` (now, if it has none).
+pub fn enqueued_time_of(received_at: Option<&str>) -> String {
+    let t = received_at
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(chrono::Utc::now);
+    enqueued_time(t)
+}
+
+/// The Capture record of one spooled event: its header `meta`, its JSON `body`, and the
+/// enqueue time from [`enqueued_time_of`].
+pub fn event_data<'a>(
+    seq: u64,
+    meta: &'a EventMeta<'a>,
+    body: &'a [u8],
+    enqueued_time_utc: String,
+) -> EventData<'a> {
     let mut system = vec![("content-type", Cow::Borrowed("application/json"))];
     if let Some(key) = meta.partition_key() {
         system.push(("x-opt-partition-key", Cow::Borrowed(key)));
@@ -101,15 +109,15 @@ pub fn event_data<'a>(record: &'a Record, meta: &'a EventMeta<'a>) -> EventData<
     let properties = meta
         .properties()
         .into_iter()
-        .map(|(k, v)| (k, Cow::Owned(v)))
+        .map(|(k, v)| (k, Cow::Borrowed(v)))
         .collect();
     EventData {
-        sequence_number: record.seq as i64,
-        offset: record.seq.to_string(),
-        enqueued_time_utc: enqueued_time(enqueued),
+        sequence_number: seq as i64,
+        offset: seq.to_string(),
+        enqueued_time_utc,
         system_properties: StringMap(system),
         properties: StringMap(properties),
-        body: Some(Body(&record.payload)),
+        body: Some(Body(body)),
     }
 }
 
@@ -127,6 +135,7 @@ pub fn sequence_number(value: &Value) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spool::Record;
     use chrono::TimeZone;
 
     #[test]
@@ -135,9 +144,11 @@ mod tests {
             seq: 7,
             payload: r#"{"type":"track","event":"Buy","anonymousId":"a","receivedAt":"2026-11-28T15:09:38.123Z"}"#.into(),
         };
-        let meta = EventMeta::parse(&rec.payload);
+        let (meta, body) = EventMeta::split(&rec.payload);
+        let enqueued = enqueued_time_of(meta.received_at.as_deref());
         let mut w = apache_avro::Writer::new(&SCHEMA, Vec::new());
-        w.append_ser(event_data(&rec, &meta)).unwrap();
+        w.append_ser(event_data(rec.seq, &meta, body, enqueued))
+            .unwrap();
         let bytes = w.into_inner().unwrap();
         let values: Vec<Value> = apache_avro::Reader::new(&bytes[..])
             .unwrap()

@@ -22,15 +22,15 @@ pub const CONTENT_TYPE: &str = "application/json";
 pub const PARTITION_KEY_ANNOTATION: &str = "x-opt-partition-key";
 
 pub fn encode(record: &Record) -> Encoded {
-    let meta = EventMeta::parse(&record.payload);
+    let (meta, body) = EventMeta::split(&record.payload);
     let mut event = EventData::builder()
-        .with_body(record.payload.to_vec())
+        .with_body(body.to_vec())
         .with_content_type(CONTENT_TYPE.to_string());
     if let Some(id) = meta.message_id.as_deref().filter(|s| !s.is_empty()) {
         event = event.with_message_id(id.to_string());
     }
     for (key, value) in meta.properties() {
-        event = event.add_property(key.to_string(), AmqpSimpleValue::String(value));
+        event = event.add_property(key.to_string(), AmqpSimpleValue::String(value.to_string()));
     }
     let mut message = AmqpMessage::from(event.build());
     let partition_key = meta.partition_key().map(str::to_owned);

@@ -18,6 +18,7 @@ use super::config::EventHubsConfig;
 use super::encode::{encode, Encoded};
 use super::outcome::Failure;
 use crate::deadletter::{DeadLetter, DeadLetters};
+use crate::sinks::meta::EventMeta;
 use crate::sinks::SinkError;
 use crate::spool::Record;
 
@@ -140,7 +141,7 @@ impl Relay {
                         letters.push(DeadLetter::from_bytes(
                             STAGE,
                             reason.clone(),
-                            &records[i].payload,
+                            EventMeta::split(&records[i].payload).1,
                         ));
                     }
                 }
