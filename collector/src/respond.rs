@@ -21,7 +21,7 @@ pub fn empty() -> Body {
     Empty::new().boxed()
 }
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")

@@ -181,15 +181,36 @@ fn preflight(headers: &HeaderMap) -> Response<Body> {
         .unwrap()
 }
 
+/// `{"success":true,"accepted":N,"rejected":M,"errors":[{"index":i,"reason":"..."}]}`
 fn outcome_response(o: &Outcome) -> Response<Body> {
-    let errors: Vec<_> = o
+    #[derive(serde::Serialize)]
+    struct Rejection<'a> {
+        index: usize,
+        reason: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        success: bool,
+        accepted: usize,
+        rejected: usize,
+        errors: Vec<Rejection<'a>>,
+    }
+    let errors = o
         .rejected
         .iter()
-        .map(|(index, reason)| json!({"index": index, "reason": reason}))
+        .map(|(index, reason)| Rejection {
+            index: *index,
+            reason,
+        })
         .collect();
     respond::json(
         StatusCode::OK,
-        &json!({"success": true, "accepted": o.accepted, "rejected": o.rejected.len(), "errors": errors}),
+        &Answer {
+            success: true,
+            accepted: o.accepted,
+            rejected: o.rejected.len(),
+            errors,
+        },
     )
 }
 

@@ -216,6 +216,7 @@ impl Shared {
         let Some(min) = self.cursors.lock().unwrap().values().copied().min() else {
             return;
         };
+        self.recent.lock().unwrap().forget_before(min);
         let doomed: Vec<SegmentInfo> = {
             let mut segs = self.segments.lock().unwrap();
             let mut n = 0;

@@ -1,6 +1,7 @@
 //! The newest durable records, kept in memory after the writer commits them, so a sink that
-//! keeps up reads what ingest just wrote without a disk read and a checksum per record. A sink
-//! that falls further behind than the budget reads the segment files, as after a restart.
+//! keeps up reads what ingest just wrote without a disk read and a checksum per record. Records
+//! are kept until every sink has committed them, up to a budget; a sink that falls further
+//! behind reads the segment files, as after a restart.
 
 use std::collections::VecDeque;
 
@@ -43,6 +44,17 @@ impl Recent {
                 break;
             };
             self.bytes -= old.iter().map(Bytes::len).sum::<usize>();
+        }
+    }
+
+    /// Drop the groups that end before `seq` (every sink has committed them).
+    pub fn forget_before(&mut self, seq: u64) {
+        while let Some((first, group)) = self.groups.front() {
+            if first + group.len() as u64 > seq {
+                break;
+            }
+            self.bytes -= group.iter().map(Bytes::len).sum::<usize>();
+            self.groups.pop_front();
         }
     }
 
@@ -121,5 +133,14 @@ mod tests {
         r.push(30, group(1, 1)); // a gap: only the new group is kept
         assert_eq!(seqs(&r, 20, 9), None);
         assert_eq!(seqs(&r, 30, 9), Some(vec![30]));
+        r.push(31, group(2, 1));
+        r.forget_before(31);
+        assert_eq!(seqs(&r, 30, 9), None, "committed by every sink");
+        r.forget_before(32);
+        assert_eq!(
+            seqs(&r, 31, 9),
+            Some(vec![31, 32]),
+            "a group goes only when all of it is committed"
+        );
     }
 }
