@@ -3,7 +3,8 @@
 //! Time counts only while the page is visible and the visitor interacted recently (a
 //! click, key, scroll or pointer movement within the idle window); a tab left open in the
 //! background or abandoned on screen does not count. The result is reported as one event
-//! each time the page is hidden or left, carrying the time since the previous report.
+//! each time the page is hidden or left (once when both happen), carrying the time since the
+//! previous report.
 
 /// Without input for this long, the visitor is considered gone.
 pub const IDLE_MS: f64 = 30_000.0;

@@ -285,9 +285,11 @@ impl State {
         self.store.set(&self.host, K_ANON, &self.anon);
     }
 
-    /// Queues the engagement event for the page view being left or hidden, if any.
+    /// Queues the engagement event for the page view being left or hidden, if any. Once the
+    /// page is left, the report on `pagehide` is the last: Chrome's `visibilitychange` that
+    /// may follow carries only the milliseconds between the two events.
     pub fn report_engagement(&mut self) {
-        if !self.cfg.auto_engagement {
+        if !self.cfg.auto_engagement || self.left || self.page_url.is_empty() {
             return;
         }
         if let Some((ms, depth)) = self.engagement.report(self.host.now()) {
