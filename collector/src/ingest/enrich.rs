@@ -13,6 +13,7 @@
 //!   `writeKey`: the key the request was sent with.
 //! - batch-level `context` and `integrations` fill keys the message lacks.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -67,7 +68,7 @@ fn time_json(t: DateTime<Utc>) -> String {
 /// Parse an object-valued field (or start an empty one), let `f` change it, store it back.
 fn edit_object(
     ev: &mut Event,
-    key: &str,
+    key: &'static str,
     f: impl FnOnce(&mut Event) -> Result<(), String>,
 ) -> Result<(), String> {
     let raw = ev.remove(key).filter(|v| kind(v) == Kind::Object);
@@ -78,7 +79,7 @@ fn edit_object(
     f(&mut obj)?;
     let out = obj.to_json();
     drop(obj);
-    ev.set(key, out);
+    ev.set(key, out.into());
     Ok(())
 }
 
@@ -98,14 +99,14 @@ pub struct Enriched {
 /// Enrich one validated event in place.
 pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<Enriched, String> {
     let received_at = req.received_at;
-    ev.set("receivedAt", time_json(received_at));
+    ev.set("receivedAt", time_json(received_at).into());
 
     let sent_at = ev
         .str("sentAt")
         .and_then(|s| parse_timestamp(&s))
         .or(req.sent_at);
     if let Some(s) = sent_at {
-        ev.set("sentAt", time_json(s));
+        ev.set("sentAt", time_json(s).into());
     }
     let client_ts = ev.str("timestamp").and_then(|s| parse_timestamp(&s));
     let timestamp = match (client_ts, sent_at) {
@@ -115,7 +116,7 @@ pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<Enriched, String> {
     };
     if client_ts.is_some() && ev.present("originalTimestamp").is_none() {
         let original = ev.get("timestamp").unwrap().to_owned();
-        ev.set("originalTimestamp", original);
+        ev.set("originalTimestamp", original.into());
     }
     ev.set_str("timestamp", &format_time(timestamp));
 
@@ -163,11 +164,11 @@ fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Res
         None => return Ok(()),
     };
     if let Some(browser) = &info.browser_json {
-        ctx.set("browser", browser.clone());
+        ctx.set("browser", browser.as_str().to_owned().into());
     }
     if let Some(os) = &info.os_json {
         if ctx.present("os").is_none() {
-            ctx.set("os", os.clone());
+            ctx.set("os", os.as_str().to_owned().into());
         }
     }
     edit_object(ctx, "device", |device| {
@@ -176,7 +177,10 @@ fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Res
         }
         Ok(())
     })?;
-    ctx.set("bot", if info.bot { "true" } else { "false" }.into());
+    ctx.set(
+        "bot",
+        Cow::Borrowed(if info.bot { "true" } else { "false" }),
+    );
     out.bot = info.bot;
     Ok(())
 }

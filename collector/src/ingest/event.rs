@@ -126,23 +126,27 @@ impl<'a> Event<'a> {
     }
 
     /// Set a field to JSON text (which the caller produced with serde_json).
-    pub fn set(&mut self, key: &str, value: String) {
+    /// Set a field the collector names (keys are literals: no allocation for them).
+    pub fn set(&mut self, key: &'static str, value: Cow<'a, str>) {
         match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => *v = Cow::Owned(value),
-            None => self
-                .fields
-                .push((Cow::Owned(key.to_string()), Cow::Owned(value))),
+            Some((_, v)) => *v = value,
+            None => self.fields.push((Cow::Borrowed(key), value)),
         }
     }
 
-    pub fn set_str(&mut self, key: &str, value: &str) {
-        self.set(key, raw_string(value));
+    pub fn set_str(&mut self, key: &'static str, value: &str) {
+        self.set(key, raw_string(value).into());
     }
 
     /// Set unless the field is present and not null.
     pub fn set_default(&mut self, key: &str, value: &str) {
-        if self.present(key).is_none() {
-            self.set(key, value.to_string());
+        if self.present(key).is_some() {
+            return;
+        }
+        let value = Cow::Owned(value.to_string());
+        match self.fields.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => self.fields.push((Cow::Owned(key.to_string()), value)),
         }
     }
 

@@ -22,7 +22,7 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 
 /// An id field (userId, anonymousId, groupId, previousId, messageId): a non-empty string, or
 /// a number, which is turned into a string as Segment does.
-fn id_field(ev: &mut Event, key: &str) -> Result<bool, String> {
+fn id_field(ev: &mut Event, key: &'static str) -> Result<bool, String> {
     let Some(raw) = ev.get(key) else {
         return Ok(false);
     };
@@ -31,7 +31,7 @@ fn id_field(ev: &mut Event, key: &str) -> Result<bool, String> {
         Kind::String => Ok(raw.len() > 2),
         Kind::Number => {
             let s = raw_string(raw);
-            ev.set(key, s);
+            ev.set(key, s.into());
             Ok(true)
         }
         _ => Err(format!("`{key}` must be a string")),

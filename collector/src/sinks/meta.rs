@@ -124,16 +124,14 @@ impl<'a> EventMeta<'a> {
     }
 
     /// Application properties: `type`, `event` (when named) and `schemaVersion`.
-    pub fn properties(&self) -> Vec<(&'static str, &str)> {
-        let mut p = Vec::with_capacity(3);
-        if let Some(t) = &self.kind {
-            p.push(("type", t.as_ref()));
-        }
-        if let Some(n) = self.event_name() {
-            p.push(("event", n));
-        }
-        p.push(("schemaVersion", SCHEMA_VERSION));
-        p
+    pub fn properties(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("type", self.kind.as_deref()),
+            ("event", self.event_name()),
+            ("schemaVersion", Some(SCHEMA_VERSION)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
     }
 }
 
@@ -147,7 +145,7 @@ mod tests {
         assert_eq!(m.partition_key(), Some("a1"));
         assert_eq!(m.event_name(), Some("Order \"Done\""));
         assert_eq!(
-            m.properties(),
+            m.properties().collect::<Vec<_>>(),
             vec![
                 ("type", "track"),
                 ("event", "Order \"Done\""),

@@ -118,19 +118,24 @@ impl CaptureFile {
     /// Append records as one Avro block and fsync it.
     pub fn append(&mut self, records: &[Record]) -> anyhow::Result<()> {
         // Events of one request share a receivedAt: format its enqueue time once.
-        let mut last: Option<(&str, String)> = None;
+        let mut last: Option<(Option<&str>, String)> = None;
         for r in records {
             let (meta, body) = EventMeta::split(&r.payload);
-            let enqueued = match (&last, meta.received_at.as_deref()) {
-                (Some((at, text)), Some(now)) if *at == now => text.clone(),
-                (_, received_at) => {
-                    let text = schema::enqueued_time_of(received_at);
-                    if let Some(Cow::Borrowed(at)) = meta.received_at {
-                        last = Some((at, text.clone()));
-                    }
-                    text
-                }
+            let received_at = meta.received_at.as_deref();
+            let fresh = match (&last, received_at) {
+                (Some((Some(at), _)), Some(now)) => *at != now,
+                _ => true,
             };
+            if fresh {
+                let text = schema::enqueued_time_of(received_at);
+                // Only a borrowed receivedAt outlives this record; keep the text for the next.
+                let at = match &meta.received_at {
+                    Some(Cow::Borrowed(at)) => Some(*at),
+                    _ => None,
+                };
+                last = Some((at, text));
+            }
+            let enqueued = last.as_ref().map_or("", |(_, text)| text.as_str());
             self.writer
                 .append_ser(schema::event_data(r.seq, &meta, body, enqueued))
                 .context("encoding capture record")?;

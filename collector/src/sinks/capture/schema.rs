@@ -2,7 +2,6 @@
 //! Capture record. `SequenceNumber` and `Offset` hold the spool position, which makes crash
 //! recovery exact (see `recover`).
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use apache_avro::types::Value;
@@ -52,9 +51,9 @@ pub struct EventData<'a> {
     #[serde(rename = "SequenceNumber")]
     sequence_number: i64,
     #[serde(rename = "Offset")]
-    offset: String,
+    offset: Offset,
     #[serde(rename = "EnqueuedTimeUtc")]
-    enqueued_time_utc: String,
+    enqueued_time_utc: &'a str,
     #[serde(rename = "SystemProperties")]
     system_properties: StringMap<'a>,
     #[serde(rename = "Properties")]
@@ -63,16 +62,42 @@ pub struct EventData<'a> {
     body: Option<Body<'a>>,
 }
 
-/// A map of string values (the "string" branch of the Capture map unions).
-struct StringMap<'a>(Vec<(&'a str, Cow<'a, str>)>);
+/// A map of string values (the "string" branch of the Capture map unions): at most three
+/// entries, so no allocation per record.
+#[derive(Default)]
+struct StringMap<'a> {
+    entries: [(&'a str, &'a str); 3],
+    len: usize,
+}
+
+impl<'a> StringMap<'a> {
+    fn push(&mut self, key: &'a str, value: &'a str) {
+        self.entries[self.len] = (key, value);
+        self.len += 1;
+    }
+}
 
 impl Serialize for StringMap<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, v.as_ref())?;
+        let mut m = s.serialize_map(Some(self.len))?;
+        for (k, v) in &self.entries[..self.len] {
+            m.serialize_entry(k, v)?;
         }
         m.end()
+    }
+}
+
+/// The spool position as Capture's string `Offset`, formatted without an allocation.
+struct Offset(u64);
+
+impl Serialize for Offset {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::io::Write;
+        let mut buf = [0u8; 20];
+        let mut rest = &mut buf[..];
+        write!(rest, "{}", self.0).expect("a u64 has at most 20 digits");
+        let n = 20 - rest.len();
+        s.serialize_str(std::str::from_utf8(&buf[..n]).expect("digits"))
     }
 }
 
@@ -100,23 +125,23 @@ pub fn event_data<'a>(
     seq: u64,
     meta: &'a EventMeta<'a>,
     body: &'a [u8],
-    enqueued_time_utc: String,
+    enqueued_time_utc: &'a str,
 ) -> EventData<'a> {
-    let mut system = vec![("content-type", Cow::Borrowed("application/json"))];
+    let mut system = StringMap::default();
+    system.push("content-type", "application/json");
     if let Some(key) = meta.partition_key() {
-        system.push(("x-opt-partition-key", Cow::Borrowed(key)));
+        system.push("x-opt-partition-key", key);
     }
-    let properties = meta
-        .properties()
-        .into_iter()
-        .map(|(k, v)| (k, Cow::Borrowed(v)))
-        .collect();
+    let mut properties = StringMap::default();
+    for (k, v) in meta.properties() {
+        properties.push(k, v);
+    }
     EventData {
         sequence_number: seq as i64,
-        offset: seq.to_string(),
+        offset: Offset(seq),
         enqueued_time_utc,
-        system_properties: StringMap(system),
-        properties: StringMap(properties),
+        system_properties: system,
+        properties,
         body: Some(Body(body)),
     }
 }
@@ -147,7 +172,7 @@ mod tests {
         let (meta, body) = EventMeta::split(&rec.payload);
         let enqueued = enqueued_time_of(meta.received_at.as_deref());
         let mut w = apache_avro::Writer::new(&SCHEMA, Vec::new());
-        w.append_ser(event_data(rec.seq, &meta, body, enqueued))
+        w.append_ser(event_data(rec.seq, &meta, body, &enqueued))
             .unwrap();
         let bytes = w.into_inner().unwrap();
         let values: Vec<Value> = apache_avro::Reader::new(&bytes[..])
