@@ -44,6 +44,23 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// An IP address as JSON text; the events of a request share it, so the last one is kept
+/// per thread.
+fn ip_json(ip: IpAddr) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, String)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((at, text)) if *at == ip => text.clone(),
+        _ => {
+            let text = raw_string(&ip.to_string());
+            *last = Some((ip, text.clone()));
+            text
+        }
+    })
+}
+
 /// [`format_time`] as JSON text. The events of a request share their receive and send times,
 /// so the last few results are kept per thread.
 fn time_json(t: DateTime<Utc>) -> String {
@@ -149,7 +166,7 @@ fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Res
         .and_then(|s| s.parse::<IpAddr>().ok())
         .or(req.client_ip);
     match ip.and_then(|ip| ip::apply(req.ip_mode, ip)) {
-        Some(ip) => ctx.set_str("ip", &ip.to_string()),
+        Some(ip) => ctx.set("ip", ip_json(ip).into()),
         None => {
             ctx.remove("ip");
         }

@@ -47,7 +47,11 @@ pub fn raw_string(s: &str) -> String {
 
 /// Append a string as JSON text. Most strings need no escapes and are copied as they are.
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    // No early exit: the compiler turns this into a vector loop.
+    let needs_escape = s
+        .bytes()
+        .fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if needs_escape {
         serde_json::to_writer(&mut *out, s).expect("strings serialize");
     } else {
         out.push(b'"');

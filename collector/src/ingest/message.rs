@@ -183,10 +183,14 @@ pub fn screen(body: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The first `"` or `\\` in `s` (strings are most of a body's bytes: this is memchr's SIMD
-/// search).
+/// The first `"` or `\\` in `s`. Most strings in events are short (keys, ids), so the first
+/// bytes are looked at one by one; the rest of a long string goes to memchr's SIMD search.
 fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
-    memchr::memchr2(b'"', b'\\', s)
+    let head = s.len().min(24);
+    if let Some(p) = s[..head].iter().position(|&c| c == b'"' || c == b'\\') {
+        return Some(p);
+    }
+    memchr::memchr2(b'"', b'\\', &s[head..]).map(|p| p + head)
 }
 
 fn check_number(token: &[u8], at: usize) -> Result<(), ApiError> {
