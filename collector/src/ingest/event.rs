@@ -48,9 +48,9 @@ pub fn raw_string(s: &str) -> String {
 /// Append a string as JSON text. Most strings need no escapes and are copied as they are.
 fn write_string(s: &str, out: &mut Vec<u8>) {
     // No early exit: the compiler turns this into a vector loop.
-    let needs_escape = s
-        .bytes()
-        .fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    let needs_escape = s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
     if needs_escape {
         serde_json::to_writer(&mut *out, s).expect("strings serialize");
     } else {
@@ -174,7 +174,8 @@ impl<'a> Event<'a> {
     }
 
     pub fn to_json(&self) -> String {
-        let mut out = Vec::new();
+        let size: usize = self.fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut out = Vec::with_capacity(size + 2);
         self.write(&mut out);
         String::from_utf8(out).expect("JSON is UTF-8")
     }
