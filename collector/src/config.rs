@@ -173,7 +173,7 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Remember this many recent messageIds and store a resent event once (0 = off) [default: 100000]
+    /// Remember at least this many recent messageIds (up to twice as many) and store a resent event once (0 = off) [default: 100000]
     #[arg(long, env = "COLLECTOR_DEDUPE_IDS")]
     pub dedupe_ids: Option<usize>,
 

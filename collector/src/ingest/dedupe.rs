@@ -2,10 +2,12 @@
 //! they could not see acknowledged (a page left while its batch was in flight), and server
 //! SDKs retry after timeouts; both keep the messageId. Ids are remembered per source (or write
 //! key in open mode) and only after the spool has the event, so a refused request can always
-//! be retried. Bounded: the oldest ids are forgotten first. Not shared across restarts or
-//! collectors, so downstream jobs should still dedupe by messageId.
+//! be retried. Bounded: ids live in two generations of `capacity` ids each; when the current
+//! one is full, the previous one is forgotten, so at least the last `capacity` ids (and at
+//! most twice as many) are remembered. Not shared across restarts or collectors, so
+//! downstream jobs should still dedupe by messageId.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 
@@ -33,19 +35,17 @@ type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
 pub struct Dedupe {
     capacity: usize,
     seed: RandomState,
-    state: Mutex<(KeySet, VecDeque<u64>)>,
+    /// (current, previous) generations.
+    state: Mutex<(KeySet, KeySet)>,
 }
 
 impl Dedupe {
-    /// Remember up to `capacity` ids; 0 turns deduplication off.
+    /// Remember at least the last `capacity` ids; 0 turns deduplication off.
     pub fn new(capacity: usize) -> Dedupe {
         Dedupe {
             capacity,
             seed: RandomState::new(),
-            state: Mutex::new((
-                KeySet::with_capacity_and_hasher(capacity.min(1 << 20), Default::default()),
-                VecDeque::new(),
-            )),
+            state: Mutex::new(Default::default()),
         }
     }
 
@@ -63,7 +63,7 @@ impl Dedupe {
         let mut fresh: Vec<bool> = keys.iter().map(|&k| batch.insert(k)).collect();
         let guard = self.state.lock().unwrap();
         for (k, f) in keys.iter().zip(&mut fresh) {
-            *f = *f && !guard.0.contains(k);
+            *f = *f && !guard.0.contains(k) && !guard.1.contains(k);
         }
         fresh
     }
@@ -73,15 +73,15 @@ impl Dedupe {
             return;
         }
         let mut guard = self.state.lock().unwrap();
-        let (set, order) = &mut *guard;
+        let (current, previous) = &mut *guard;
         for &k in keys {
-            if set.insert(k) {
-                order.push_back(k);
+            if previous.contains(&k) || !current.insert(k) {
+                continue;
             }
-            while order.len() > self.capacity {
-                if let Some(old) = order.pop_front() {
-                    set.remove(&old);
-                }
+            if current.len() >= self.capacity {
+                // The previous generation goes; its table is reused for the next one.
+                previous.clear();
+                std::mem::swap(current, previous);
             }
         }
     }
@@ -109,10 +109,12 @@ mod tests {
         );
         assert_ne!(d.key("we", "bm1"), d.key("web", "m1"));
         d.remember(&[c]);
+        assert_eq!(d.fresh(&[a, c]), [false, false], "two generations are kept");
+        d.remember(&[d.key("web", "m4")]);
         assert_eq!(
-            d.fresh(&[a, c]),
-            [true, false],
-            "the oldest id is forgotten past capacity"
+            d.fresh(&[a, b, c]),
+            [true, true, false],
+            "the oldest generation is forgotten"
         );
         let off = Dedupe::new(0);
         off.remember(&[a]);
