@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # about: relay throughput and 2xx-to-hub latency against the Event Hubs double
 # One run of the release collector with `--sink eventhubs,capture`, relaying to the Event Hubs
-# double over AMQP on localhost, loaded by wrk with the same 10-event Segment batch as
-# scripts/bench.sh in two phases: saturation (as many connections as bench.sh: the relay's
-# throughput) and a steady load of a few connections (latency when the relay keeps up). For each
+# double over AMQP on localhost, loaded by wrk with the same load as scripts/bench.sh
+# (scripts/_bench_load.sh) in two phases: saturation (as many connections as bench.sh: the
+# relay's throughput) and a steady load of a few connections (latency when the relay keeps up). For each
 # phase it prints, side by side for the two sinks: events delivered, rate, peak lag, time to catch
 # up after the load, per-batch delivery time; and the relay's end-to-end latency measured at the
 # double for every event (receivedAt -> arrival at the hub).
@@ -23,42 +23,8 @@ bin=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-python3 - "$work/batch.json" <<'PY'
-import json, sys, uuid
-events = []
-for i in range(10):
-    events.append({
-        "type": "track", "event": "Product Viewed", "anonymousId": str(uuid.uuid4()), "userId": f"user-{i}",
-        "timestamp": "2026-11-28T12:00:00.000Z", "messageId": f"MSGID-{i}",
-        "properties": {"product_id": f"sku-{i:06d}", "name": "Trail running shoe, waterproof", "price": 129.99,
-                       "currency": "EUR", "category": "Shoes/Running", "position": i, "list": "search results"},
-        "context": {"page": {"url": f"https://shop.example/p/sku-{i:06d}?utm_source=newsletter", "path": f"/p/sku-{i:06d}",
-                             "title": "Trail running shoe | Example Shop", "referrer": "https://shop.example/search?q=shoes"},
-                    "campaign": {"source": "newsletter", "medium": "email", "name": "autumn"},
-                    "locale": "en-GB", "timezone": "Europe/London", "screen": {"width": 1920, "height": 1080},
-                    "library": {"name": "clickstream-tracker", "version": "0.1.0"}},
-    })
-body = json.dumps({"batch": events, "sentAt": "2026-11-28T12:00:01.000Z", "writeKey": "bench"})
-open(sys.argv[1], "w").write(body)
-print(f"batch: 10 events, {len(body)} bytes")
-PY
-# Every request gets fresh messageIds: the collector stores a resent event only once, so
-# replaying one body would measure its duplicate check instead of the pipeline.
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/batch.json", "r"); local template = f:read("*a"); f:close()
-local counter = 0
-local prefix = ""
-local threads = 0
-function setup(thread) threads = threads + 1; thread:set("tid", threads) end
-function init(args) prefix = string.format("%d-%d-", tid or 0, os.time()) end
-function request()
-  counter = counter + 1
-  local body = template:gsub("MSGID%-(%d)", function(d) return prefix .. counter .. "-" .. d end)
-  return wrk.format(nil, nil, nil, body)
-end
-LUA
+source scripts/_bench_load.sh
+bench_load "$work"
 
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 metrics() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics"; }

@@ -13,39 +13,8 @@ cargo build --release -q -p collector --bin collector --example bare_server
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-python3 - "$work/batch.json" <<'PY'
-import json, sys, uuid
-events = []
-for i in range(10):
-    events.append({
-        "type": "track", "event": "Product Viewed", "anonymousId": str(uuid.uuid4()), "userId": f"user-{i}",
-        "timestamp": "2026-11-28T12:00:00.000Z", "messageId": f"MID{i}",
-        "properties": {"product_id": f"sku-{i:06d}", "name": "Trail running shoe", "price": 129.99,
-                       "currency": "EUR", "position": i},
-        "context": {"page": {"url": f"https://shop.example/p/sku-{i:06d}", "path": f"/p/sku-{i:06d}",
-                             "title": "Trail running shoe | Example Shop", "referrer": "https://shop.example/search"},
-                    "locale": "en-GB", "screen": {"width": 1920, "height": 1080},
-                    "library": {"name": "clickstream-tracker", "version": "0.1.0"}},
-    })
-body = json.dumps({"batch": events, "sentAt": "2026-11-28T12:00:01.000Z", "writeKey": "bench"})
-open(sys.argv[1], "w").write(body)
-print(f"batch: 10 events, {len(body)} bytes")
-PY
-# Every request carries fresh messageIds: the collector stores a resent event once, so
-# replaying one body would measure its duplicate check instead of the pipeline.
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/batch.json", "r"); local template = f:read("*a"); f:close()
-local counter = 0
-function setup(thread) thread:set("tid", tostring(math.random(1, 1000000000))) end
-function request()
-  counter = counter + 1
-  local prefix = tid .. "-" .. counter .. "-"
-  local body = template:gsub("MID(%d)", function(d) return prefix .. d end)
-  return wrk.format(nil, nil, nil, body)
-end
-LUA
+source scripts/_bench_load.sh
+bench_load "$work"
 
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 

@@ -1,0 +1,39 @@
+# Sourced by the benchmarks: the load they send. `bench_load DIR` writes DIR/batch.json, a
+# 10-event Segment batch of about 6 KB (track events as a shop's tracker sends them), and
+# DIR/post.lua, a wrk script that POSTs it with fresh messageIds on every request: the
+# collector stores a resent event once, so replaying one body would measure its duplicate
+# check instead of the pipeline.
+bench_load() {
+  local dir=$1
+  python3 - "$dir/batch.json" <<'PY'
+import json, sys, uuid
+events = []
+for i in range(10):
+    events.append({
+        "type": "track", "event": "Product Viewed", "anonymousId": str(uuid.uuid4()), "userId": f"user-{i}",
+        "timestamp": "2026-11-28T12:00:00.000Z", "messageId": f"MID{i}",
+        "properties": {"product_id": f"sku-{i:06d}", "name": "Trail running shoe", "price": 129.99,
+                       "currency": "EUR", "position": i},
+        "context": {"page": {"url": f"https://shop.example/p/sku-{i:06d}", "path": f"/p/sku-{i:06d}",
+                             "title": "Trail running shoe | Example Shop", "referrer": "https://shop.example/search"},
+                    "locale": "en-GB", "screen": {"width": 1920, "height": 1080},
+                    "library": {"name": "clickstream-tracker", "version": "0.1.0"}},
+    })
+body = json.dumps({"batch": events, "sentAt": "2026-11-28T12:00:01.000Z", "writeKey": "bench"})
+open(sys.argv[1], "w").write(body)
+print(f"batch: 10 events, {len(body)} bytes")
+PY
+  cat > "$dir/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$dir/batch.json", "r"); local template = f:read("*a"); f:close()
+local counter = 0
+function setup(thread) thread:set("tid", tostring(math.random(1, 1000000000))) end
+function request()
+  counter = counter + 1
+  local prefix = tid .. "-" .. counter .. "-"
+  local body = template:gsub("MID(%d)", function(d) return prefix .. d end)
+  return wrk.format(nil, nil, nil, body)
+end
+LUA
+}
