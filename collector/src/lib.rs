@@ -40,6 +40,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use config::{Config, SinkKind};
 use sinks::SinkHealth;
@@ -53,8 +54,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let (trigger, shutdown) = shutdown::channel();
+    // Installed here, before the collector says it is listening: a signal that arrives right
+    // after start must not meet the default action, which kills the process.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::spawn(async move {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         tracing::info!("shutdown signal received");
         trigger.fire();
     });
@@ -64,13 +72,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// On SIGHUP, re-read the config file and swap in its sources and TLS certificate. A broken
 /// config is refused with a log line and the running one kept.
 async fn reload_on_sighup(
+    mut hup: Signal,
     cli: config::Options,
     policy: Arc<sources::Policy>,
     tls: Option<Arc<tls::Tls>>,
 ) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
-    };
     while hup.recv().await.is_some() {
         let result = cli.clone().resolve().and_then(|c| {
             let sources = sources::Sources::from_config(&c.sources)?;
@@ -92,15 +98,6 @@ async fn reload_on_sighup(
                 tracing::error!(error = %format!("{e:#}"), "config reload refused; keeping the running config")
             }
         }
-    }
-}
-
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
@@ -204,6 +201,8 @@ pub async fn run_with(
         tracker_prefix: config.tracker_prefix.clone(),
         site_dir: config.site_dir.clone(),
     });
+    // Installed before the "listening" line: see `run`.
+    let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let addr = listener.local_addr()?;
     if config.inspector {
         tracing::info!("live inspector on http://{addr}/inspector");
@@ -220,7 +219,12 @@ pub async fn run_with(
             }
         }
     });
-    let reloader = tokio::spawn(reload_on_sighup(config.cli.clone(), policy, tls.clone()));
+    let reloader = tokio::spawn(reload_on_sighup(
+        hup,
+        config.cli.clone(),
+        policy,
+        tls.clone(),
+    ));
     server::serve(
         listener,
         app,

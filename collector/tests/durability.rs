@@ -237,3 +237,19 @@ async fn a_sink_added_later_reads_what_the_spool_holds() {
         .collect();
     assert_eq!(ids.len(), 50);
 }
+
+/// The signal handlers are in place before the collector says it is listening: SIGHUP (config
+/// reload) and SIGTERM sent the moment the address is known neither kill the process with the
+/// default action nor skip the clean shutdown.
+#[test]
+fn signals_right_after_start_are_handled() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Collector::start(&dir.path().join("data"), &[]);
+        std::process::Command::new("kill")
+            .args(["-HUP", &c.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(c.terminate().success());
+    }
+}

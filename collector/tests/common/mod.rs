@@ -92,6 +92,13 @@ impl Collector {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                if !status.success() {
+                    // The test's assertion only sees the status; its output shows why.
+                    println!(
+                        "collector exited with {status} after SIGTERM:\n{}",
+                        self.log.lock().unwrap()
+                    );
+                }
                 return status;
             }
             assert!(
