@@ -235,14 +235,7 @@ async fn rate_limits_per_ip_and_per_source() {
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(post(&c, None, None).await.0, 200, "the bucket refills");
-    let metrics = client()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics().await;
     assert!(
         metrics.contains("collector_rate_limited_total{scope=\"ip\"} 1"),
         "{metrics}"

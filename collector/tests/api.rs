@@ -433,14 +433,7 @@ async fn health_readiness_and_metrics() {
     )
     .await;
     assert_eq!(s, 200);
-    let text = client()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = c.metrics().await;
     for needle in [
         "collector_http_requests_total{route=\"batch\",status=\"200\"} 1",
         "collector_events_accepted_total 1",
@@ -471,14 +464,7 @@ async fn a_resent_event_is_stored_once() {
     // The same messageId under another write key is another source's event.
     let other = json!({"batch": [track(1, "dup")], "writeKey": "wk_b"});
     assert_eq!(post_json(&c, "/v1/batch", &other).await.0, 200);
-    let text = client()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = c.metrics().await;
     assert!(
         text.contains("collector_events_deduplicated_total 4"),
         "{text}"

@@ -121,14 +121,7 @@ fn duplicates(events: &[ReceivedEvent]) -> (usize, usize) {
 }
 
 async fn metric(c: &Collector, name: &str) -> f64 {
-    let text = client()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = c.metrics().await;
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

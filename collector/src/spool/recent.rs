@@ -16,8 +16,8 @@ pub const BUDGET: usize = 16 << 20;
 pub struct Recent {
     budget: usize,
     bytes: usize,
-    /// (sequence number of the first payload, payloads) per committed append.
-    groups: VecDeque<(u64, Vec<Bytes>)>,
+    /// (sequence number of the first payload, payloads, their bytes) per committed append.
+    groups: VecDeque<(u64, Vec<Bytes>, usize)>,
 }
 
 impl Recent {
@@ -31,29 +31,30 @@ impl Recent {
 
     /// Keep an append that is now durable; its records follow the ones already kept.
     pub fn push(&mut self, first_seq: u64, payloads: Vec<Bytes>) {
-        if let Some((seq, last)) = self.groups.back() {
+        if let Some((seq, last, _)) = self.groups.back() {
             if seq + last.len() as u64 != first_seq {
                 // A gap (a refused group left none on disk, or a restart): start over.
                 self.clear();
             }
         }
-        self.bytes += payloads.iter().map(Bytes::len).sum::<usize>();
-        self.groups.push_back((first_seq, payloads));
+        let bytes = payloads.iter().map(Bytes::len).sum::<usize>();
+        self.bytes += bytes;
+        self.groups.push_back((first_seq, payloads, bytes));
         while self.bytes > self.budget {
-            let Some((_, old)) = self.groups.pop_front() else {
+            let Some((_, _, old)) = self.groups.pop_front() else {
                 break;
             };
-            self.bytes -= old.iter().map(Bytes::len).sum::<usize>();
+            self.bytes -= old;
         }
     }
 
     /// Drop the groups that end before `seq` (every sink has committed them).
     pub fn forget_before(&mut self, seq: u64) {
-        while let Some((first, group)) = self.groups.front() {
+        while let Some((first, group, bytes)) = self.groups.front() {
             if first + group.len() as u64 > seq {
                 break;
             }
-            self.bytes -= group.iter().map(Bytes::len).sum::<usize>();
+            self.bytes -= bytes;
             self.groups.pop_front();
         }
     }
@@ -72,8 +73,8 @@ impl Recent {
         max_bytes: usize,
         out: &mut Vec<Record>,
     ) -> bool {
-        let i = self.groups.partition_point(|(seq, _)| *seq <= from);
-        let Some((first, group)) = i.checked_sub(1).map(|i| &self.groups[i]) else {
+        let i = self.groups.partition_point(|(seq, _, _)| *seq <= from);
+        let Some((first, group, _)) = i.checked_sub(1).map(|i| &self.groups[i]) else {
             return false;
         };
         if from >= first + group.len() as u64 {
@@ -83,7 +84,7 @@ impl Recent {
         let records = self
             .groups
             .range(i - 1..)
-            .flat_map(|(first, group)| {
+            .flat_map(|(first, group, _)| {
                 group
                     .iter()
                     .enumerate()

@@ -85,6 +85,18 @@ impl Collector {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
