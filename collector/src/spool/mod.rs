@@ -65,6 +65,9 @@ struct Shared {
     head: watch::Sender<u64>,
     /// Committed positions of the registered readers.
     cursors: Mutex<HashMap<&'static str, u64>>,
+    /// Passed segments kept for reuse (see [`segment`]), with their sizes, which count in
+    /// `used_bytes` while they wait.
+    spares: Mutex<Vec<(PathBuf, u64)>>,
     /// The newest durable records, for readers that keep up.
     recent: Mutex<recent::Recent>,
     failed: AtomicBool,
@@ -112,12 +115,16 @@ impl Spool {
                 bytes: 0,
             });
         }
+        for spare in segment::list_spares(&cfg.dir)? {
+            std::fs::remove_file(&spare)
+                .with_context(|| format!("removing {}", spare.display()))?;
+        }
         let tail = segments.last_mut().unwrap();
         let scan = segment::scan(&tail.path, tail.first_seq)
             .with_context(|| format!("scanning {}", tail.path.display()))?;
         if scan.valid_len < tail.bytes {
             tracing::warn!(segment = %tail.path.display(), dropped_bytes = tail.bytes - scan.valid_len,
-                "truncating a torn spool tail (writes that were never acknowledged)");
+                "truncating the spool tail after its last valid record (writes that were never acknowledged, or a reused file's old bytes)");
             let f = OpenOptions::new().write(true).open(&tail.path)?;
             f.set_len(scan.valid_len)?;
             f.sync_all()?;
@@ -133,6 +140,7 @@ impl Spool {
             segments: Mutex::new(segments),
             head: watch::Sender::new(scan.next_seq),
             cursors: Mutex::new(HashMap::new()),
+            spares: Mutex::new(Vec::new()),
             recent: Mutex::new(recent::Recent::new(recent::BUDGET)),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -210,7 +218,36 @@ impl Spool {
     }
 }
 
+/// Passed segments kept for reuse at most. Sinks that keep up pass a segment about as often
+/// as the writer starts one.
+const MAX_SPARES: usize = 2;
+
 impl Shared {
+    /// Keep a passed segment as a spare, while there is room and the spool is less than half
+    /// full (a spool filling up during a sink outage gives its disk back instead).
+    fn keep_spare(&self, s: &SegmentInfo) -> bool {
+        let mut spares = self.spares.lock().unwrap();
+        let used = self.used_bytes.load(Ordering::SeqCst);
+        if spares.len() >= MAX_SPARES || used.saturating_mul(2) > self.max_bytes {
+            return false;
+        }
+        let spare = segment::spare_path(&self.dir, s.first_seq);
+        if std::fs::rename(&s.path, &spare).is_err() {
+            return false;
+        }
+        spares.push((spare, s.bytes));
+        tracing::debug!(segment = s.first_seq, "spool segment kept for reuse");
+        true
+    }
+
+    /// A spare file to reuse; its bytes leave `used_bytes` (the new segment counts what it
+    /// writes).
+    fn take_spare(&self) -> Option<PathBuf> {
+        let (path, bytes) = self.spares.lock().unwrap().pop()?;
+        self.used_bytes.fetch_sub(bytes, Ordering::SeqCst);
+        Some(path)
+    }
+
     /// Delete segments that every registered reader has passed. The tail is never deleted.
     fn collect_garbage(&self) {
         let Some(min) = self.cursors.lock().unwrap().values().copied().min() else {
@@ -226,6 +263,9 @@ impl Shared {
             segs.drain(..n).collect()
         };
         for s in doomed {
+            if self.keep_spare(&s) {
+                continue;
+            }
             match std::fs::remove_file(&s.path) {
                 Ok(()) => {
                     self.used_bytes.fetch_sub(s.bytes, Ordering::SeqCst);
@@ -358,6 +398,102 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         spool.close().await;
+    }
+
+    /// Inode of each segment file in `dir`, by name.
+    fn segment_inodes(dir: &std::path::Path) -> Vec<(String, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        segment::list(dir)
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let name = s.path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::metadata(&s.path).unwrap().ino())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn passed_segments_are_reused_and_a_crash_image_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&cfg(dir.path(), 1 << 20, 1000)).unwrap();
+        // Read from the files, where a reused file holds old bytes past the new records.
+        *spool.shared.recent.lock().unwrap() = recent::Recent::new(0);
+        let mut r = spool.reader("s").unwrap();
+        let mut seen: HashMap<u64, String> = HashMap::new();
+        let mut n = 0u32;
+        // Append and deliver until the tail segment is a file an earlier segment used, and
+        // once more, so a reader reads that file twice.
+        let mut reused = None;
+        let tail_reused = loop {
+            assert!(n < 3000, "no segment file was reused");
+            spool.append(payloads(n..n + 3)).await.unwrap();
+            n += 3;
+            let got = r.read(1000, usize::MAX).unwrap();
+            assert_eq!(
+                got.iter().map(|r| r.seq).collect::<Vec<_>>(),
+                (u64::from(n) - 3..u64::from(n)).collect::<Vec<_>>()
+            );
+            assert_eq!(got.last().unwrap().payload, payloads(n - 1..n)[0]);
+            r.commit(u64::from(n)).unwrap();
+            let files = segment_inodes(dir.path());
+            assert!(
+                files.len() <= 2,
+                "passed segments do not pile up: {files:?}"
+            );
+            let (tail, ino) = files.last().unwrap().clone();
+            if let Some(name) = &reused {
+                assert_eq!(&tail, name, "the segment is long enough for two appends");
+                break tail;
+            }
+            match seen.insert(ino, tail.clone()) {
+                Some(before) if before != tail => reused = Some(tail),
+                _ => {}
+            }
+        };
+        // Acknowledged but not yet delivered; the reused tail still holds old bytes after it.
+        spool.append(payloads(n..n + 2)).await.unwrap();
+        let tail_path = dir.path().join(&tail_reused);
+        let logical = spool.shared.segments.lock().unwrap().last().unwrap().bytes;
+        assert!(std::fs::metadata(&tail_path).unwrap().len() > logical);
+
+        // What a kill -9 now leaves on disk (the page cache is what the disk will hold).
+        let image = tempfile::tempdir().unwrap();
+        std::fs::create_dir(image.path().join("cursors")).unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, image.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::copy(dir.path().join("cursors/s"), image.path().join("cursors/s")).unwrap();
+        spool.close().await;
+        assert_eq!(
+            std::fs::metadata(&tail_path).unwrap().len(),
+            logical,
+            "a clean close cuts the old bytes off"
+        );
+
+        let copy = Spool::open(&cfg(image.path(), 1 << 20, 1000)).unwrap();
+        assert_eq!(copy.head(), u64::from(n) + 2);
+        let mut r = copy.reader("s").unwrap();
+        assert_eq!(r.position(), u64::from(n));
+        let rest = r.read(1000, usize::MAX).unwrap();
+        assert_eq!(
+            rest.into_iter().map(|r| r.payload).collect::<Vec<_>>(),
+            payloads(n..n + 2)
+        );
+        assert_eq!(
+            copy.append(payloads(0..1)).await.unwrap().start,
+            u64::from(n) + 2
+        );
+        copy.close().await;
+
+        // Spares are not kept across restarts.
+        let reopened = Spool::open(&cfg(dir.path(), 1 << 20, 1000)).unwrap();
+        assert_eq!(reopened.head(), u64::from(n) + 2);
+        assert!(segment::list_spares(dir.path()).unwrap().is_empty());
+        reopened.close().await;
     }
 
     #[tokio::test]

@@ -1,9 +1,16 @@
 //! Segment files: naming, listing, recovery scans and sequential reads. A segment is named
 //! after the sequence number of its first record, so finding the one that holds a given
 //! position is a search over names.
+//!
+//! A segment every sink has passed may be kept as a spare (`{first_seq}.spare`) and reused
+//! for a later segment, as databases recycle their log files: writing over blocks a file
+//! already has lets `fdatasync` flush the data alone, where an append must also commit the
+//! file's new size and blocks to the filesystem journal. A reused file holds the old
+//! segment's records past the new ones until it is overwritten; recovery scans stop there
+//! because sequence numbers must follow on, and readers never read past the durable length.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -20,6 +27,23 @@ pub struct SegmentInfo {
 
 pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.log"))
+}
+
+/// Where a passed segment waits to be reused.
+pub fn spare_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.spare"))
+}
+
+/// Spare files left in `dir` (by a crash, or an older run).
+pub fn list_spares(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "spare") {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }
 
 /// All segments in `dir`, oldest first.
@@ -96,12 +120,13 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Reads records of one segment in order. Callers only ask for records they know are durable,
-/// so a short read means the segment has ended.
+/// Reads records of one segment in order, up to its durable length when opened (a reused file
+/// holds old bytes past it, which read-ahead must not pick up). The end of that length ends
+/// the segment for this reader.
 pub struct SegmentReader {
     pub first_seq: u64,
     next_seq: u64,
-    file: BufReader<File>,
+    file: BufReader<io::Take<File>>,
 }
 
 impl SegmentReader {
@@ -109,7 +134,7 @@ impl SegmentReader {
         Ok(SegmentReader {
             first_seq: info.first_seq,
             next_seq: info.first_seq,
-            file: BufReader::with_capacity(256 << 10, File::open(&info.path)?),
+            file: BufReader::with_capacity(256 << 10, File::open(&info.path)?.take(info.bytes)),
         })
     }
 
@@ -148,7 +173,13 @@ impl SegmentReader {
                 return Ok(false);
             }
             let header = record::decode_header(&h);
-            self.file.seek(SeekFrom::Current(header.len as i64))?;
+            let skipped = io::copy(
+                &mut (&mut self.file).take(header.len as u64),
+                &mut io::sink(),
+            )?;
+            if skipped < header.len as u64 {
+                return Ok(false);
+            }
             self.next_seq += 1;
         }
         Ok(true)

@@ -3,8 +3,9 @@
 //! of concurrent requests share one fsync, which is what makes durable acks cheap.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub(super) struct Writer {
     pub segment_len: u64,
     pub segment_bytes: u64,
     pub next_seq: u64,
+    /// The file is a reused spare: past `segment_len` it holds an old segment's bytes.
+    pub reused: bool,
 }
 
 impl Writer {
@@ -58,7 +61,8 @@ impl Writer {
         next_seq: u64,
         segment_bytes: u64,
     ) -> io::Result<Writer> {
-        let file = OpenOptions::new().append(true).open(&tail.path)?;
+        // Written at explicit offsets: a reused file is longer than what it holds.
+        let file = OpenOptions::new().write(true).open(&tail.path)?;
         Ok(Writer {
             shared,
             file,
@@ -66,6 +70,7 @@ impl Writer {
             segment_len: tail.bytes,
             segment_bytes,
             next_seq,
+            reused: false,
         })
     }
 
@@ -147,7 +152,7 @@ impl Writer {
                 }
             }
         }
-        let _ = self.file.sync_all();
+        let _ = self.trim().and_then(|()| self.file.sync_all());
         self.shared.closed.store(true, Ordering::SeqCst);
         rx.close();
         while let Ok(op) = rx.try_recv() {
@@ -193,8 +198,9 @@ impl Writer {
         if self.segment_len >= self.segment_bytes {
             self.rotate().map_err(Failure::Write)?;
         }
-        if let Err(e) = self.file.write_all(buf) {
+        if let Err(e) = self.file.write_all_at(buf, self.segment_len) {
             // Undo a partial write so the segment ends at the last acknowledged record.
+            self.reused = false;
             return Err(match self.file.set_len(self.segment_len) {
                 Ok(()) => Failure::Write(e),
                 Err(t) => Failure::Fatal(io::Error::other(format!(
@@ -217,14 +223,33 @@ impl Writer {
         Ok(())
     }
 
+    /// Cut a reused file back to what it holds, durably: only the tail segment may hold old
+    /// bytes (the startup scan reads only the tail).
+    fn trim(&mut self) -> io::Result<()> {
+        if self.reused {
+            self.file.set_len(self.segment_len)?;
+            self.file.sync_all()?;
+            self.reused = false;
+        }
+        Ok(())
+    }
+
     fn rotate(&mut self) -> io::Result<()> {
+        self.trim()?;
         // The group that will be written first gets seq numbers from this segment's start.
         let first = self.shared.head.borrow().to_owned();
         let path = segment_path(&self.shared.dir, first);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
+        let file = match self.shared.take_spare() {
+            Some(spare) => {
+                std::fs::rename(&spare, &path)?;
+                self.reused = true;
+                OpenOptions::new().write(true).open(&path)?
+            }
+            None => OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(&path)?,
+        };
         File::open(&self.shared.dir)?.sync_all()?;
         self.file = file;
         self.segment_first = first;
