@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::Bytes;
 use collector::config::IpMode;
-use collector::ingest::enrich::{self, RequestInfo};
+use collector::ingest::enrich::{Enricher, RequestInfo};
 use collector::ingest::event::{kind, Event, Kind};
 use collector::ingest::message::{self, MessageType, MAX_BATCH_EVENTS};
 use collector::ingest::{decode, pixel_data, validate, ApiError};
@@ -195,7 +195,7 @@ pub fn validate_enrich(data: &[u8]) {
     if let Some(r) = route {
         assert_eq!(kind_of, r, "the route's type wins");
     }
-    let info = RequestInfo {
+    let enricher = Enricher::new(RequestInfo {
         received_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         client_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))),
         ip_mode,
@@ -205,8 +205,8 @@ pub fn validate_enrich(data: &[u8]) {
         sent_at: None,
         context: context.as_ref(),
         integrations: None,
-    };
-    if enrich::enrich(&mut ev, &info).is_err() {
+    });
+    if enricher.enrich(&mut ev).is_err() {
         return;
     }
     let mut out = Vec::new();

@@ -15,17 +15,18 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::event::{kind, raw_string, Event, Kind};
+use super::event::{raw_string, Event};
 use super::ip;
-use super::useragent;
+use super::useragent::{self, UserAgentInfo};
 use super::validate::parse_timestamp;
 use crate::config::IpMode;
 
 /// Request-wide facts applied to each event.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RequestInfo<'a> {
     pub received_at: DateTime<Utc>,
     pub client_ip: Option<IpAddr>,
@@ -44,25 +45,8 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// An IP address as JSON text; the events of a request share it, so the last one is kept
-/// per thread.
-fn ip_json(ip: IpAddr) -> String {
-    use std::cell::RefCell;
-    thread_local! {
-        static LAST: RefCell<Option<(IpAddr, String)>> = const { RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| match last {
-        Some((at, text)) if *at == ip => text.clone(),
-        _ => {
-            let text = raw_string(&ip.to_string());
-            *last = Some((ip, text.clone()));
-            text
-        }
-    })
-}
-
-/// [`format_time`] as JSON text. The events of a request share their receive and send times,
-/// so the last few results are kept per thread.
+/// [`format_time`] as JSON text. The events of a request often share their corrected
+/// timestamp, so the last few results are kept per thread.
 fn time_json(t: DateTime<Utc>) -> String {
     use std::cell::RefCell;
     thread_local! {
@@ -82,27 +66,10 @@ fn time_json(t: DateTime<Utc>) -> String {
     })
 }
 
-/// Parse an object-valued field (or start an empty one), let `f` change it, store it back.
-fn edit_object(
-    ev: &mut Event,
-    key: &'static str,
-    f: impl FnOnce(&mut Event) -> Result<(), String>,
-) -> Result<(), String> {
-    let raw = ev.remove(key).filter(|v| kind(v) == Kind::Object);
-    let mut obj = match &raw {
-        Some(r) => Event::parse(r).map_err(|e| format!("`{key}`: {e}"))?,
-        None => Event::default(),
-    };
-    f(&mut obj)?;
-    let out = obj.to_json();
-    drop(obj);
-    ev.set(key, out.into());
-    Ok(())
-}
-
-fn fill_missing(target: &mut Event, defaults: &Event) {
-    for (k, v) in defaults.fields() {
-        target.set_default(k, v);
+/// Fill the keys `target` lacks (or holds as `null`) from `defaults`.
+fn fill_missing<'r>(target: &mut Event<'r>, defaults: &Event<'r>) {
+    for entry in defaults.entries() {
+        target.set_default(entry);
     }
 }
 
@@ -113,93 +80,173 @@ pub struct Enriched {
     pub bot: bool,
 }
 
-/// Enrich one validated event in place.
-pub fn enrich(ev: &mut Event, req: &RequestInfo) -> Result<Enriched, String> {
-    let received_at = req.received_at;
-    ev.set("receivedAt", time_json(received_at).into());
-
-    let sent_at = ev
-        .str("sentAt")
-        .and_then(|s| parse_timestamp(&s))
-        .or(req.sent_at);
-    if let Some(s) = sent_at {
-        ev.set("sentAt", time_json(s).into());
-    }
-    let client_ts = ev.str("timestamp").and_then(|s| parse_timestamp(&s));
-    let timestamp = match (client_ts, sent_at) {
-        (Some(ts), Some(sent)) => received_at - (sent - ts),
-        (Some(ts), None) => ts,
-        (None, _) => received_at,
-    };
-    if client_ts.is_some() && ev.present("originalTimestamp").is_none() {
-        let original = ev.get("timestamp").unwrap().to_owned();
-        ev.set("originalTimestamp", original.into());
-    }
-    ev.set_str("timestamp", &format_time(timestamp));
-
-    if ev.str("messageId").is_none() {
-        ev.set_str("messageId", &uuid::Uuid::new_v4().to_string());
-    }
-    if let Some(defaults) = req.integrations {
-        edit_object(ev, "integrations", |i| {
-            fill_missing(i, defaults);
-            Ok(())
-        })?;
-    }
-    if let Some(key) = req.write_key {
-        ev.set_str("writeKey", key);
-    }
-    if let Some(source) = req.source {
-        ev.set_str("source", source);
-    }
-    let mut enriched = Enriched::default();
-    edit_object(ev, "context", |ctx| enrich_context(ctx, req, &mut enriched))?;
-    Ok(enriched)
+/// A request's facts, with what every event of it gets already rendered as JSON text once:
+/// events borrow it instead of each formatting and allocating its own copy.
+#[derive(Debug)]
+pub struct Enricher<'a> {
+    pub info: RequestInfo<'a>,
+    received_at: String,
+    sent_at: Option<String>,
+    write_key: Option<String>,
+    source: Option<String>,
+    /// The connection's IP after the IP mode.
+    ip: Option<String>,
+    /// The User-Agent header, and what it says.
+    user_agent: Option<(String, Arc<UserAgentInfo>)>,
 }
 
-fn enrich_context(ctx: &mut Event, req: &RequestInfo, out: &mut Enriched) -> Result<(), String> {
-    if let Some(defaults) = req.context {
-        fill_missing(ctx, defaults);
-    }
-    let ip = ctx
-        .str("ip")
-        .and_then(|s| s.parse::<IpAddr>().ok())
-        .or(req.client_ip);
-    match ip.and_then(|ip| ip::apply(req.ip_mode, ip)) {
-        Some(ip) => ctx.set("ip", ip_json(ip).into()),
-        None => {
-            ctx.remove("ip");
+/// `context.browser`, `context.os` and the device type and bot flag of a user agent.
+struct AgentFields<'r> {
+    browser: Option<Cow<'r, str>>,
+    os: Option<Cow<'r, str>>,
+    device_type: Cow<'static, str>,
+    bot: bool,
+}
+
+impl<'r> AgentFields<'r> {
+    fn borrowed(a: &'r UserAgentInfo) -> AgentFields<'r> {
+        AgentFields {
+            browser: a.browser_json.as_deref().map(Cow::Borrowed),
+            os: a.os_json.as_deref().map(Cow::Borrowed),
+            device_type: quoted(a.device_type),
+            bot: a.bot,
         }
     }
-    if ctx.str("userAgent").is_none() {
-        if let Some(ua) = req.user_agent {
-            ctx.set_str("userAgent", ua);
+
+    fn owned(a: &UserAgentInfo) -> AgentFields<'r> {
+        AgentFields {
+            browser: a.browser_json.clone().map(Cow::Owned),
+            os: a.os_json.clone().map(Cow::Owned),
+            device_type: quoted(a.device_type),
+            bot: a.bot,
         }
     }
-    let info = match ctx.str("userAgent") {
-        Some(ua) => useragent::parse(&ua),
-        None => return Ok(()),
-    };
-    if let Some(browser) = &info.browser_json {
-        ctx.set("browser", browser.as_str().to_owned().into());
+}
+
+/// A device type as JSON text.
+fn quoted(device_type: &'static str) -> Cow<'static, str> {
+    match device_type {
+        "desktop" => "\"desktop\"".into(),
+        "mobile" => "\"mobile\"".into(),
+        "tablet" => "\"tablet\"".into(),
+        "bot" => "\"bot\"".into(),
+        "appliance" => "\"appliance\"".into(),
+        "unknown" => "\"unknown\"".into(),
+        other => raw_string(other).into(),
     }
-    if let Some(os) = &info.os_json {
-        if ctx.present("os").is_none() {
-            ctx.set("os", os.as_str().to_owned().into());
+}
+
+impl<'a> Enricher<'a> {
+    pub fn new(info: RequestInfo<'a>) -> Enricher<'a> {
+        Enricher {
+            received_at: raw_string(&format_time(info.received_at)),
+            sent_at: info.sent_at.map(|t| raw_string(&format_time(t))),
+            write_key: info.write_key.map(raw_string),
+            source: info.source.map(raw_string),
+            ip: info
+                .client_ip
+                .and_then(|ip| ip::apply(info.ip_mode, ip))
+                .map(|ip| raw_string(&ip.to_string())),
+            user_agent: info
+                .user_agent
+                .map(|ua| (raw_string(ua), useragent::parse(ua))),
+            info,
         }
     }
-    edit_object(ctx, "device", |device| {
+
+    /// Enrich one validated event in place.
+    pub fn enrich<'r>(&'r self, ev: &mut Event<'r>) -> Result<Enriched, String> {
+        let info = &self.info;
+        let received_at = info.received_at;
+        ev.set("receivedAt", Cow::Borrowed(&self.received_at));
+
+        let own_sent_at = ev.str("sentAt").and_then(|s| parse_timestamp(&s));
+        match (own_sent_at, &self.sent_at) {
+            (Some(s), _) => ev.set("sentAt", time_json(s).into()),
+            (None, Some(text)) => ev.set("sentAt", Cow::Borrowed(text)),
+            (None, None) => {}
+        }
+        let sent_at = own_sent_at.or(info.sent_at);
+        let client_ts = ev.str("timestamp").and_then(|s| parse_timestamp(&s));
+        let timestamp = match (client_ts, sent_at) {
+            (Some(ts), Some(sent)) => received_at - (sent - ts),
+            (Some(ts), None) => ts,
+            (None, _) => received_at,
+        };
+        if client_ts.is_some() && ev.present("originalTimestamp").is_none() {
+            let original = ev.get_cow("timestamp").expect("timestamp was read");
+            ev.set("originalTimestamp", original);
+        }
+        ev.set("timestamp", time_json(timestamp).into());
+
+        if ev.str("messageId").is_none() {
+            ev.set_str("messageId", &uuid::Uuid::new_v4().to_string());
+        }
+        if let Some(defaults) = info.integrations {
+            fill_missing(ev.object("integrations")?, defaults);
+        }
+        if let Some(key) = &self.write_key {
+            ev.set("writeKey", Cow::Borrowed(key));
+        }
+        if let Some(source) = &self.source {
+            ev.set("source", Cow::Borrowed(source));
+        }
+        let mut enriched = Enriched::default();
+        self.enrich_context(ev.object("context")?, &mut enriched)?;
+        Ok(enriched)
+    }
+
+    fn enrich_context<'r>(&'r self, ctx: &mut Event<'r>, out: &mut Enriched) -> Result<(), String> {
+        if let Some(defaults) = self.info.context {
+            fill_missing(ctx, defaults);
+        }
+        match ctx.str("ip").and_then(|s| s.parse::<IpAddr>().ok()) {
+            Some(own) => match ip::apply(self.info.ip_mode, own) {
+                Some(ip) => ctx.set("ip", raw_string(&ip.to_string()).into()),
+                None => {
+                    ctx.remove("ip");
+                }
+            },
+            None => match &self.ip {
+                Some(text) => ctx.set("ip", Cow::Borrowed(text)),
+                None => {
+                    ctx.remove("ip");
+                }
+            },
+        }
+        let header = self.user_agent.as_ref();
+        let agent = match ctx.str("userAgent") {
+            None => match header {
+                Some((text, agent)) => {
+                    ctx.set("userAgent", Cow::Borrowed(text));
+                    AgentFields::borrowed(agent)
+                }
+                None => return Ok(()),
+            },
+            Some(ua) if self.info.user_agent == Some(&*ua) => {
+                AgentFields::borrowed(&header.expect("the header was read").1)
+            }
+            Some(ua) => AgentFields::owned(&useragent::parse(&ua)),
+        };
+        if let Some(browser) = agent.browser {
+            ctx.set("browser", browser);
+        }
+        if let Some(os) = agent.os {
+            if ctx.present("os").is_none() {
+                ctx.set("os", os);
+            }
+        }
+        let device = ctx.object("device")?;
         if device.present("type").is_none() {
-            device.set_str("type", info.device_type);
+            device.set("type", agent.device_type);
         }
+        ctx.set(
+            "bot",
+            Cow::Borrowed(if agent.bot { "true" } else { "false" }),
+        );
+        out.bot = agent.bot;
         Ok(())
-    })?;
-    ctx.set(
-        "bot",
-        Cow::Borrowed(if info.bot { "true" } else { "false" }),
-    );
-    out.bot = info.bot;
-    Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -225,8 +272,9 @@ mod tests {
     /// Enrich a JSON event and return it as a Value.
     fn run(v: Value, r: &RequestInfo) -> Value {
         let text = v.to_string();
+        let enricher = Enricher::new(r.clone());
         let mut e = Event::parse(&text).unwrap();
-        enrich(&mut e, r).unwrap();
+        enricher.enrich(&mut e).unwrap();
         serde_json::from_str(&e.to_json()).unwrap()
     }
 

@@ -13,6 +13,17 @@ use serde_json::value::RawValue;
 #[derive(Debug, Default, Clone)]
 pub struct Event<'a> {
     fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Object fields read into events of their own ([`Event::object`]).
+    objects: Vec<Child<'a>>,
+}
+
+/// An object field read into an event of its own. Once it has been handed out for editing it
+/// is written in place of the field's text, which keeps the key's position.
+#[derive(Debug, Clone)]
+struct Child<'a> {
+    key: &'static str,
+    event: Event<'a>,
+    edited: bool,
 }
 
 /// A JSON type.
@@ -76,14 +87,16 @@ impl<'a> Event<'a> {
     /// ambiguous downstream. So are more than [`MAX_KEYS`] keys.
     pub fn parse(json: &'a str) -> Result<Event<'a>, String> {
         let mut de = serde_json::Deserializer::from_str(json);
-        let ev = de.deserialize_map(EventVisitor).map_err(|e| {
-            let msg = e.to_string();
-            if msg.starts_with("duplicate key") || msg.starts_with("object has more than") {
-                msg
-            } else {
-                "event must be a JSON object".to_string()
-            }
-        })?;
+        let ev = de
+            .deserialize_map(EventVisitor { nest: false })
+            .map_err(|e| {
+                let msg = e.to_string();
+                if msg.starts_with("duplicate key") || msg.starts_with("object has more than") {
+                    msg
+                } else {
+                    "event must be a JSON object".to_string()
+                }
+            })?;
         de.end()
             .map_err(|_| "event must be a JSON object".to_string())?;
         Ok(ev)
@@ -94,6 +107,14 @@ impl<'a> Event<'a> {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_ref())
+    }
+
+    /// The field's text as stored, borrowed from the input when it was read from it.
+    pub fn get_cow(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     /// The field unless it is absent or `null`.
@@ -125,13 +146,21 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// The fields as stored.
+    pub fn entries(&self) -> impl Iterator<Item = &(Cow<'a, str>, Cow<'a, str>)> {
+        self.fields.iter()
+    }
+
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 
-    /// Set a field to JSON text (which the caller produced with serde_json).
-    /// Set a field the collector names (keys are literals: no allocation for them).
+    /// Set a field the collector names (keys are literals: no allocation for them) to JSON
+    /// text.
     pub fn set(&mut self, key: &'static str, value: Cow<'a, str>) {
+        if !self.objects.is_empty() {
+            self.objects.retain(|c| c.key != key);
+        }
         match self.fields.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value,
             None => self.fields.push((Cow::Borrowed(key), value)),
@@ -143,20 +172,84 @@ impl<'a> Event<'a> {
     }
 
     /// Set unless the field is present and not null.
-    pub fn set_default(&mut self, key: &str, value: &str) {
+    pub fn set_default(&mut self, (key, value): &(Cow<'a, str>, Cow<'a, str>)) {
         if self.present(key).is_some() {
             return;
         }
-        let value = Cow::Owned(value.to_string());
+        // The field is absent or `null`, so no object was read from it.
         match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => *v = value,
-            None => self.fields.push((Cow::Owned(key.to_string()), value)),
+            Some((_, v)) => *v = value.clone(),
+            None => self.fields.push((key.clone(), value.clone())),
         }
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
         let i = self.fields.iter().position(|(k, _)| k == key)?;
+        if !self.objects.is_empty() {
+            self.objects.retain(|c| c.key != key);
+        }
         Some(self.fields.remove(i).1)
+    }
+
+    /// An object field as an event of its own, to edit in place; it is read on first use. A
+    /// field that is absent or not an object becomes an empty object.
+    pub fn object(&mut self, key: &'static str) -> Result<&mut Event<'a>, String> {
+        let i = match self.objects.iter().position(|c| c.key == key) {
+            Some(i) => i,
+            None => {
+                let child = match self.get_cow(key).filter(|v| kind(v) == Kind::Object) {
+                    Some(Cow::Borrowed(text)) => Event::parse(text),
+                    Some(Cow::Owned(text)) => Event::parse(&text).map(Event::into_owned),
+                    None => {
+                        self.set(key, Cow::Borrowed("{}"));
+                        Ok(Event::default())
+                    }
+                }
+                .map_err(|e| format!("`{key}`: {e}"))?;
+                self.objects.push(Child {
+                    key,
+                    event: child,
+                    edited: false,
+                });
+                self.objects.len() - 1
+            }
+        };
+        let child = &mut self.objects[i];
+        child.edited = true;
+        Ok(&mut child.event)
+    }
+
+    /// The object field `key` if it was read into an event of its own.
+    pub fn child(&self, key: &str) -> Option<&Event<'a>> {
+        self.objects.iter().find(|c| c.key == key).map(|c| &c.event)
+    }
+
+    /// Set the text of a field that was read into an object of its own (the text it was read
+    /// from), keeping the object.
+    pub fn set_text_of_child(&mut self, key: &str, text: &'a str) {
+        if let Some((_, v)) = self.fields.iter_mut().find(|(k, _)| k == key) {
+            *v = Cow::Borrowed(text);
+        }
+    }
+
+    /// The same event, owning its text.
+    pub fn into_owned(self) -> Event<'static> {
+        let own = |c: Cow<'a, str>| Cow::Owned(c.into_owned());
+        Event {
+            fields: self
+                .fields
+                .into_iter()
+                .map(|(k, v)| (own(k), own(v)))
+                .collect(),
+            objects: self
+                .objects
+                .into_iter()
+                .map(|c| Child {
+                    event: c.event.into_owned(),
+                    ..c
+                })
+                .collect(),
+        }
     }
 
     /// Serialize back to a JSON object.
@@ -168,7 +261,10 @@ impl<'a> Event<'a> {
             }
             write_string(k, out);
             out.push(b':');
-            out.extend_from_slice(v.as_bytes());
+            match self.objects.iter().find(|c| c.edited && c.key == k) {
+                Some(child) => child.event.write(out),
+                None => out.extend_from_slice(v.as_bytes()),
+            }
         }
         out.push(b'}');
     }
@@ -182,10 +278,39 @@ impl<'a> Event<'a> {
 }
 
 /// An object read as an [`Event`] inside a larger document (the fast path of a batch): any
-/// problem, duplicate keys included, fails the whole parse.
+/// problem, duplicate keys included, fails the whole parse. Its `context`, which enrichment
+/// edits, is read in the same pass as an object of its own ([`Event::object`]); its field
+/// holds `{}` until the caller, who has the document, sets the text ([`Event::child`]).
 impl<'de> de::Deserialize<'de> for Event<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(EventVisitor)
+        d.deserialize_map(EventVisitor { nest: true })
+    }
+}
+
+/// A non-empty object read as an [`Event`], or `null`; anything else is an error.
+struct NestedObject;
+
+impl<'de> de::DeserializeSeed<'de> for NestedObject {
+    type Value = Option<Event<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NestedObject {
+    type Value = Option<Event<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a non-empty JSON object or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let ev = EventVisitor { nest: false }.visit_map(map)?;
+        if ev.fields.is_empty() {
+            return Err(de::Error::custom("empty object"));
+        }
+        Ok(Some(ev))
     }
 }
 
@@ -211,7 +336,10 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-struct EventVisitor;
+struct EventVisitor {
+    /// Read `context` as an object of its own.
+    nest: bool,
+}
 
 impl<'de> Visitor<'de> for EventVisitor {
     type Value = Event<'de>;
@@ -223,8 +351,23 @@ impl<'de> Visitor<'de> for EventVisitor {
         // objects must not cost 170 000 preallocated field lists.
         let mut fields: Vec<(Cow<'de, str>, Cow<'de, str>)> =
             Vec::with_capacity(map.size_hint().unwrap_or(0));
+        let mut objects = Vec::new();
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            let v: &'de RawValue = map.next_value()?;
+            let v = if self.nest && k == "context" {
+                match map.next_value_seed(NestedObject)? {
+                    Some(child) => {
+                        objects.push(Child {
+                            key: "context",
+                            event: child,
+                            edited: false,
+                        });
+                        "{}"
+                    }
+                    None => "null",
+                }
+            } else {
+                map.next_value::<&'de RawValue>()?.get()
+            };
             if fields.iter().any(|(existing, _)| *existing == k) {
                 return Err(de::Error::custom(format!("duplicate key `{k}`")));
             }
@@ -233,9 +376,9 @@ impl<'de> Visitor<'de> for EventVisitor {
                     "object has more than {MAX_KEYS} top-level keys"
                 )));
             }
-            fields.push((k, Cow::Borrowed(v.get())));
+            fields.push((k, Cow::Borrowed(v)));
         }
-        Ok(Event { fields })
+        Ok(Event { fields, objects })
     }
 }
 

@@ -314,7 +314,11 @@ fn parse_batch_fast(body: &[u8]) -> Option<Envelope<'_>> {
     let b: BatchBody<Event> = serde_json::from_str(body).ok()?;
     let events = b.batch?;
     let mut items = Vec::with_capacity(events.len());
-    for event in events {
+    for mut event in events {
+        if let Some(context) = event.child("context") {
+            let text = object_text(body, context)?;
+            event.set_text_of_child("context", text);
+        }
         let raw = object_text(body, &event)?;
         items.push(Item {
             raw,
@@ -472,6 +476,13 @@ mod tests {
             r#"{"batch":[{"type":"track","type":"page"},{"type":"page"}]}"#,
             r#"{"batch":[{},{"type":"page"},3,"x",[1],null]}"#,
             r#"{"batch":[{"a":"{","b":"}"}],"context":{"ip":"1.2.3.4"},"writeKey":"k"}"#,
+            // An event's own context is read in the same pass (as an object of its own).
+            r#"{"batch":[{"type":"track","context":{"ip":"1.2.3.4","page":{"a":[1]}},"event":"e"}]}"#,
+            "{\"batch\":[{\"type\":\"page\",\"context\" : { \"locale\" : \"en\" } }]}",
+            r#"{"batch":[{"type":"page","context":null},{"type":"page","context":{}}]}"#,
+            r#"{"batch":[{"type":"page","context":"x"},{"type":"page","context":[]}]}"#,
+            r#"{"batch":[{"type":"page","context":{"a":1,"a":2}},{"type":"page"}]}"#,
+            r#"{"batch":[{"type":"page","context":{"a":1},"context":{"b":1}}]}"#,
         ];
         for body in bodies {
             let fast = parse_batch(body.as_bytes()).unwrap();
@@ -486,6 +497,16 @@ mod tests {
         assert!(
             e.events.iter().all(|i| i.event.is_some()),
             "the usual batch is read in one pass"
+        );
+        let e = parse_batch(bodies[6].as_bytes()).unwrap();
+        let ev = e.events[0].event.as_ref().expect("one pass");
+        assert_eq!(
+            ev.child("context").map(|c| c.to_json()).as_deref(),
+            Some(r#"{"ip":"1.2.3.4","page":{"a":[1]}}"#)
+        );
+        assert_eq!(
+            ev.get("context"),
+            Some(r#"{"ip":"1.2.3.4","page":{"a":[1]}}"#)
         );
         let e = parse_batch(bodies[2].as_bytes()).unwrap();
         assert!(

@@ -31,7 +31,7 @@ use crate::ratelimit::RateLimits;
 use crate::sinks::meta::EventMeta;
 use crate::sources::{Policy, Source};
 use crate::spool::{AppendError, Spool};
-use enrich::RequestInfo;
+use enrich::{Enricher, RequestInfo};
 use event::Event;
 use message::MessageType;
 
@@ -180,7 +180,7 @@ impl Ingest {
         if let Some(s) = &source {
             self.limits.check_source(&s.name)?;
         }
-        let info = RequestInfo {
+        let enricher = Enricher::new(RequestInfo {
             source: source.as_ref().map(|s| s.name.as_str()),
             received_at: chrono::Utc::now(),
             client_ip: Some(ip::client_ip(peer, headers, self.cfg.trust_proxy)),
@@ -194,7 +194,8 @@ impl Ingest {
             sent_at,
             context: context.as_ref(),
             integrations: integrations.as_ref(),
-        };
+        });
+        let info = &enricher.info;
         let route = match endpoint {
             Endpoint::Batch => None,
             Endpoint::Single(t) => Some(t),
@@ -206,9 +207,9 @@ impl Ingest {
         let scope = info.source.or(info.write_key).unwrap_or("");
         for (index, item) in env.events.into_iter().enumerate() {
             let raw = item.raw;
-            match self.prepare(item, route, &info, source.as_deref()) {
-                Ok((p, message_id)) => {
-                    keys.push(self.dedupe.key(scope, &message_id));
+            match self.prepare(item, route, &enricher, source.as_deref(), scope) {
+                Ok((p, key)) => {
+                    keys.push(key);
                     payloads.push(p);
                 }
                 Err(reason) => {
@@ -276,14 +277,15 @@ impl Ingest {
         Ok(outcome)
     }
 
-    /// One event: size cap → parse → validate → enrich → bytes, with its messageId.
-    fn prepare(
+    /// One event: size cap → parse → validate → enrich → bytes, with its dedupe key.
+    fn prepare<'r>(
         &self,
-        item: message::Item,
+        item: message::Item<'r>,
         route: Option<MessageType>,
-        info: &RequestInfo,
+        enricher: &'r Enricher<'r>,
         source: Option<&Source>,
-    ) -> Result<(Bytes, String), String> {
+        scope: &str,
+    ) -> Result<(Bytes, u64), String> {
         let size = item.raw.len();
         if size > self.cfg.max_event_bytes {
             return Err(format!(
@@ -294,7 +296,7 @@ impl Ingest {
         let mut ev = item.into_event()?;
         ev.remove("writeKey");
         validate::validate(&mut ev, route)?;
-        let enriched = enrich::enrich(&mut ev, info)?;
+        let enriched = enricher.enrich(&mut ev)?;
         if enriched.bot && source.is_some_and(|s| s.drop_bots) {
             return Err("bot user agent; this source drops bot traffic".into());
         }
@@ -310,8 +312,10 @@ impl Ingest {
         let mut out = Vec::with_capacity(size + 768);
         meta.write_header(&mut out);
         ev.write(&mut out);
-        let message_id = meta.message_id.unwrap_or_default().into_owned();
-        Ok((Bytes::from(out), message_id))
+        let key = self
+            .dedupe
+            .key(scope, meta.message_id.as_deref().unwrap_or_default());
+        Ok((Bytes::from(out), key))
     }
 }
 
