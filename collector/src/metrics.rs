@@ -6,7 +6,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::spool::Spool;
 
-/// Install the global recorder. Call once per process.
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Install the global recorder. Call once per process, within the runtime.
+///
+/// The exporter keeps each histogram sample until it is folded into the buckets, which a
+/// scrape does. Without scrapes they would pile up (two per request), so a task folds them
+/// every [`UPKEEP_INTERVAL`].
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let latency_buckets = [
         0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -66,6 +73,15 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Time of one delivery call, by sink"
     );
     describe_counter!("collector_capture_files_total", "Capture files finished");
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     Ok(handle)
 }
 
