@@ -75,6 +75,19 @@ impl Write for WholeWrites {
     }
 }
 
+/// Let the kernel drop the file's cached pages, all written and fsync'd. Capture files are
+/// written once and read by other jobs later; cached, they would only push out pages the
+/// collector uses, and each delivery would need memory the kernel has not handed out
+/// recently, which costs far more to write into than pages it just took back (about 400 MB/s
+/// against 4 GB/s on the VMs this was measured on).
+fn drop_cached(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `file` is an open descriptor; the call only advises the page cache.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
+}
+
 /// Avro block size: larger than a delivery, so each delivery is one block.
 const BLOCK_BYTES: usize = 8 << 20;
 
@@ -147,6 +160,7 @@ impl CaptureFile {
             .sync_data()
             .context("fsync of capture file")?;
         self.synced = self.bytes();
+        drop_cached(&self.writer.get_ref().file);
         Ok(())
     }
 
