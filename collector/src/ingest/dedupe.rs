@@ -32,6 +32,10 @@ impl Hasher for KeyHasher {
 
 type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
 
+/// Up to this many events, repeats within a batch are found by comparing keys pairwise
+/// rather than through a set.
+const SMALL_BATCH: usize = 16;
+
 pub struct Dedupe {
     capacity: usize,
     seed: RandomState,
@@ -59,8 +63,14 @@ impl Dedupe {
         if self.capacity == 0 {
             return vec![true; keys.len()];
         }
-        let mut batch = KeySet::with_capacity_and_hasher(keys.len(), Default::default());
-        let mut fresh: Vec<bool> = keys.iter().map(|&k| batch.insert(k)).collect();
+        let mut fresh: Vec<bool> = if keys.len() <= SMALL_BATCH {
+            (0..keys.len())
+                .map(|i| !keys[..i].contains(&keys[i]))
+                .collect()
+        } else {
+            let mut batch = KeySet::with_capacity_and_hasher(keys.len(), Default::default());
+            keys.iter().map(|&k| batch.insert(k)).collect()
+        };
         let guard = self.state.lock().unwrap();
         for (k, f) in keys.iter().zip(&mut fresh) {
             *f = *f && !guard.0.contains(k) && !guard.1.contains(k);
@@ -115,6 +125,14 @@ mod tests {
             d.fresh(&[a, b, c]),
             [true, true, false],
             "the oldest generation is forgotten"
+        );
+        let many: Vec<u64> = (0..40)
+            .map(|i| d.key("big", &format!("m{}", i % 20)))
+            .collect();
+        assert_eq!(
+            d.fresh(&many),
+            (0..40).map(|i| i < 20).collect::<Vec<_>>(),
+            "repeats in a batch too large to compare pairwise"
         );
         let off = Dedupe::new(0);
         off.remember(&[a]);

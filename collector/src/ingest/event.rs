@@ -12,6 +12,8 @@ use serde_json::value::RawValue;
 
 #[derive(Debug, Default, Clone)]
 pub struct Event<'a> {
+    /// (key, value as JSON text). A borrowed key needs no escaping: the parser borrows only
+    /// keys without escapes (and refuses control characters), and the others are literals.
     fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Object fields read into events of their own ([`Event::object`]).
     objects: Vec<Child<'a>>,
@@ -259,7 +261,14 @@ impl<'a> Event<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            write_string(k, out);
+            match k {
+                Cow::Borrowed(k) => {
+                    out.push(b'"');
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b'"');
+                }
+                Cow::Owned(k) => write_string(k, out),
+            }
             out.push(b':');
             match self.objects.iter().find(|c| c.edited && c.key == k) {
                 Some(child) => child.event.write(out),
