@@ -184,11 +184,26 @@ pub fn screen(body: &[u8]) -> Result<(), ApiError> {
 }
 
 /// The first `"` or `\\` in `s`. Most strings in events are short (keys, ids), so the first
-/// bytes are looked at one by one; the rest of a long string goes to memchr's SIMD search.
+/// 32 bytes are looked at eight at a time in a word; the rest of a long string goes to
+/// memchr's SIMD search.
 fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
-    let head = s.len().min(24);
-    if let Some(p) = s[..head].iter().position(|&c| c == b'"' || c == b'\\') {
-        return Some(p);
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The lowest byte that is zero gets its high bit set (bytes above it may too).
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let head = s.len().min(32);
+    let mut i = 0;
+    while i + 8 <= head {
+        let word = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        let hits = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(i + hits.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    if let Some(p) = s[i..head].iter().position(|&c| c == b'"' || c == b'\\') {
+        return Some(i + p);
     }
     memchr::memchr2(b'"', b'\\', &s[head..]).map(|p| p + head)
 }
@@ -667,7 +682,10 @@ mod tests {
 
     #[test]
     fn quote_finder_matches_a_plain_search() {
-        let text = br#"abcdefgh\ijklmnopqrstuvwxyz0123456789"ABCDEFGHIJKLMNOP"#;
+        // Neighbours of the two bytes (! # [ ]), bytes with the high bit set (é, 😀), and
+        // both targets at several offsets within and past the first words.
+        let text = "abcdefgh\\ij!#[]é😀mnopqrstuvwxyz0123456789\"ABCDEFGHIJKLMNOPQRS\\TU\"V";
+        let text = text.as_bytes();
         for start in 0..text.len() {
             for end in start..=text.len() {
                 let s = &text[start..end];
