@@ -14,6 +14,7 @@
 //! - batch-level `context` and `integrations` fill keys the message lacks.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -93,6 +94,8 @@ pub struct Enricher<'a> {
     ip: Option<String>,
     /// The User-Agent header, and what it says.
     user_agent: Option<(String, Arc<UserAgentInfo>)>,
+    /// The first corrected `timestamp` rendered: the events of a batch often share it.
+    timestamp: OnceCell<(DateTime<Utc>, String)>,
 }
 
 /// `context.browser`, `context.os` and the device type and bot flag of a user agent.
@@ -150,6 +153,7 @@ impl<'a> Enricher<'a> {
             user_agent: info
                 .user_agent
                 .map(|ua| (raw_string(ua), useragent::parse(ua))),
+            timestamp: OnceCell::new(),
             info,
         }
     }
@@ -177,7 +181,7 @@ impl<'a> Enricher<'a> {
             let original = ev.get_cow("timestamp").expect("timestamp was read");
             ev.set("originalTimestamp", original);
         }
-        ev.set("timestamp", time_json(timestamp).into());
+        ev.set("timestamp", self.timestamp_json(timestamp));
 
         if ev.str("messageId").is_none() {
             ev.set_str("messageId", &uuid::Uuid::new_v4().to_string());
@@ -194,6 +198,16 @@ impl<'a> Enricher<'a> {
         let mut enriched = Enriched::default();
         self.enrich_context(ev.object("context")?, &mut enriched)?;
         Ok(enriched)
+    }
+
+    /// A corrected timestamp as JSON text, borrowed when it is the request's first one.
+    fn timestamp_json(&self, t: DateTime<Utc>) -> Cow<'_, str> {
+        let (first, text) = self.timestamp.get_or_init(|| (t, time_json(t)));
+        if *first == t {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(time_json(t))
+        }
     }
 
     fn enrich_context<'r>(&'r self, ctx: &mut Event<'r>, out: &mut Enriched) -> Result<(), String> {
@@ -289,6 +303,33 @@ mod tests {
         assert_eq!(e["originalTimestamp"], "2026-11-28T13:00:03Z");
         assert_eq!(e["timestamp"], "2026-11-28T12:00:08.000Z");
         assert_eq!(e["sentAt"], "2026-11-28T13:00:05.000Z");
+    }
+
+    #[test]
+    fn events_of_one_request_keep_their_own_timestamps() {
+        let mut r = req();
+        r.sent_at = parse_timestamp("2026-11-28T12:00:09Z");
+        let enricher = Enricher::new(r);
+        let texts = [
+            r#"{"timestamp":"2026-11-28T12:00:04Z"}"#,
+            r#"{"timestamp":"2026-11-28T12:00:06Z"}"#,
+            r#"{"timestamp":"2026-11-28T12:00:04Z"}"#,
+        ];
+        let mut out = Vec::new();
+        for text in texts {
+            let mut e = Event::parse(text).unwrap();
+            enricher.enrich(&mut e).unwrap();
+            let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+            out.push(v["timestamp"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            out,
+            [
+                "2026-11-28T12:00:05.000Z",
+                "2026-11-28T12:00:07.000Z",
+                "2026-11-28T12:00:05.000Z"
+            ]
+        );
     }
 
     #[test]
