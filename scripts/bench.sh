@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # about: throughput benchmark: the collector (capture sink, fsync'd acks) vs a bare hyper server
-# Both servers get the same load in the same run: wrk POSTing a 10-event, ~6 KB Segment batch
-# over the same number of keep-alive connections. Prints requests/s, events/s, p50/p99 latency
-# and the collector/bare ratio. Options via env: DURATION (s, default 10), CONNECTIONS (default 64).
+# Both servers get the same load: wrk POSTing a 10-event, ~6 KB Segment batch over the same
+# number of keep-alive connections. The machine's speed drifts from minute to minute, so the two
+# are loaded in alternating rounds (bare, collector, bare, ...) and each round's collector figure
+# is compared with the bare figures just before and after it. Prints each round, then the
+# medians: requests/s, events/s, p50/p99 latency and the collector/bare ratio.
+# Options via env: ROUNDS (default 5), DURATION (s per round and server, default 6),
+# CONNECTIONS (default 64), THREADS (wrk threads, default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-6}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -18,29 +23,62 @@ bench_load "$work"
 
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-run_wrk() { # name url
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "$2" > "$work/$1.txt"
-  local rps p50 p99 non2xx
-  rps=$(awk '/^Requests\/sec:/{print $2}' "$work/$1.txt")
-  p50=$(awk '$1=="50%"{print $2}' "$work/$1.txt")
-  p99=$(awk '$1=="99%"{print $2}' "$work/$1.txt")
-  non2xx=$(awk '/Non-2xx/{print $5}' "$work/$1.txt")
-  printf '%-10s %12.0f req/s %12.0f events/s   p50 %8s   p99 %8s   non-2xx %s\n' "$1" "$rps" "$(echo "$rps*10" | bc)" "$p50" "$p99" "${non2xx:-0}"
-  echo "$rps" > "$work/$1.rps"
+# run_wrk NAME URL: one round; appends "rps p50 p99 requests non2xx" to $work/NAME.rounds.
+run_wrk() {
+  local out="$work/$1.txt"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "$2" > "$out"
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    / requests in / { n = $1 }
+    /Non-2xx/ { bad = $5 }
+    END { printf "%s %s %s %s %s\n", rps, p50, p99, n, bad + 0 }' "$out" >> "$work/$1.rounds"
 }
 
-echo "load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, same machine ($(nproc) cores)"
+echo "load: wrk -t$THREADS -c$CONNECTIONS, $ROUNDS rounds of ${DURATION}s per server, same machine ($(nproc) cores)"
 target/release/examples/bare_server 127.0.0.1:18090 2>/dev/null & bare=$!
+# One load generator is one client IP: lift the per-IP limit, as for a proxy in front.
+COLLECTOR_LOG=warn target/release/collector --listen 127.0.0.1:18091 --data-dir "$work/data" --rate-limit-ip 0 2>"$work/collector.log" & coll=$!
 wait_port 18090
+wait_port 18091
+
+# Each round: bare, then collector; one more bare round closes the last pair.
+for r in $(seq "$ROUNDS"); do
+  run_wrk bare http://127.0.0.1:18090/v1/batch
+  run_wrk collector http://127.0.0.1:18091/v1/batch
+done
 run_wrk bare http://127.0.0.1:18090/v1/batch
 kill $bare; wait $bare 2>/dev/null || true
+kill -TERM $coll; wait $coll || { cat "$work/collector.log"; exit 1; }
 
-# One load generator is one client IP: lift the per-IP limit, as for a proxy in front.
-COLLECTOR_LOG=warn target/release/collector --listen 127.0.0.1:18091 --data-dir "$work/data" --rate-limit-ip 0 & coll=$!
-wait_port 18091
-run_wrk collector http://127.0.0.1:18091/v1/batch
-kill -TERM $coll; wait $coll || true
+python3 - "$work" <<'PY'
+import statistics, sys
+work = sys.argv[1]
+def rounds(name):
+    return [[float(x) for x in line.split()] for line in open(f"{work}/{name}.rounds")]
+bare, coll = rounds("bare"), rounds("collector")
+print(f"{'round':>5} {'bare req/s':>11} {'collector req/s':>16} {'ratio':>6}")
+ratios = []
+for i, c in enumerate(coll):
+    # The bare figure around this collector round: the mean of the rounds before and after.
+    b = (bare[i][0] + bare[i + 1][0]) / 2
+    ratios.append(c[0] / b)
+    print(f"{i + 1:>5} {b:>11.0f} {c[0]:>16.0f} {c[0] / b:>6.2f}")
+def line(name, rs):
+    rps = statistics.median(r[0] for r in rs)
+    p50 = statistics.median(r[1] for r in rs)
+    p99 = statistics.median(r[2] for r in rs)
+    bad = int(sum(r[4] for r in rs))
+    print(f"{name:<10} {rps:>10.0f} req/s {rps * 10:>12.0f} events/s   p50 {p50:6.2f}ms   p99 {p99:6.2f}ms   non-2xx {bad}   (medians of {len(rs)} rounds)")
+line("bare", bare)
+line("collector", coll)
+acked = int(sum(r[3] - r[4] for r in coll)) * 10
+open(f"{work}/acked", "w").write(str(acked))
+print(f"ratio collector/bare: {statistics.median(ratios):.2f} (median of {len(ratios)} rounds, range {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.5)")
+PY
 stored=$(target/release/collector capture stats --json "$work/data/capture" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
-echo "collector stored $stored events in capture files; every 2xx waited for the spool's fsync"
-ratio=$(echo "scale=2; $(cat "$work/collector.rps") / $(cat "$work/bare.rps")" | bc)
-echo "ratio collector/bare: $ratio (target >= 0.5)"
+acked=$(cat "$work/acked")
+echo "collector acknowledged $acked events and stored $stored in capture files; every 2xx waited for the spool's fsync"
+if [ "$stored" -lt "$acked" ]; then echo "LOST EVENTS: $((acked - stored))"; exit 1; fi
