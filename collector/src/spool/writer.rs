@@ -239,19 +239,22 @@ impl Writer {
         // The group that will be written first gets seq numbers from this segment's start.
         let first = self.shared.head.borrow().to_owned();
         let path = segment_path(&self.shared.dir, first);
-        let file = match self.shared.take_spare() {
+        let (file, reused) = match self.shared.take_spare() {
             Some(spare) => {
                 std::fs::rename(&spare, &path)?;
-                self.reused = true;
-                OpenOptions::new().write(true).open(&path)?
+                (OpenOptions::new().write(true).open(&path)?, true)
             }
-            None => OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .open(&path)?,
+            None => (
+                OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .open(&path)?,
+                false,
+            ),
         };
         File::open(&self.shared.dir)?.sync_all()?;
         self.file = file;
+        self.reused = reused;
         self.segment_first = first;
         self.segment_len = 0;
         self.shared.segments.lock().unwrap().push(SegmentInfo {
