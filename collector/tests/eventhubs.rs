@@ -286,14 +286,7 @@ async fn hub_down_at_start_spools_stays_ready_until_high_water_then_drains() {
                 .iter()
                 .map(|e| e["messageId"].as_str().unwrap().to_owned()),
         );
-        let ready: Value = http
-            .get(c.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = c.get_json("/readyz").await;
         if ready["ready"] == true && n > 2 {
             // Sure to have tried (and failed) to reach the hub by now.
             saw_ready_while_down |= ready["sinks"]["eventhubs"] == "failing";

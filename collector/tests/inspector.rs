@@ -125,33 +125,14 @@ async fn streams_accepted_and_rejected_events_live_and_filters() {
     let only = read_sse(&mut pages_only, 1).await;
     assert_eq!(only[0].1["name"], "Pricing");
 
-    let v: Value = client()
-        .get(c.url("/debug/events?anonymousId=a-page"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = c.get_json("/debug/events?anonymousId=a-page").await;
     assert_eq!(v["events"].as_array().unwrap().len(), 1);
     assert_eq!(v["events"][0]["event"]["context"]["ip"], "127.0.0.0");
-    let v: Value = client()
-        .get(c.url("/debug/events?type=track&event=Item%20Viewed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = c
+        .get_json("/debug/events?type=track&event=Item%20Viewed")
+        .await;
     assert_eq!(v["events"].as_array().unwrap().len(), 1);
-    let v: Value = client()
-        .get(c.url("/debug/events?limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = c.get_json("/debug/events?limit=2").await;
     assert_eq!(v["events"].as_array().unwrap().len(), 2);
 }
 

@@ -46,25 +46,9 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// [`format_time`] as JSON text. The events of a request often share their corrected
-/// timestamp, so the last few results are kept per thread.
+/// [`format_time`] as JSON text.
 fn time_json(t: DateTime<Utc>) -> String {
-    use std::cell::RefCell;
-    thread_local! {
-        static RECENT: RefCell<[(DateTime<Utc>, String); 2]> = RefCell::default();
-    }
-    RECENT.with_borrow_mut(|recent| {
-        if let Some((_, text)) = recent
-            .iter()
-            .find(|(at, text)| *at == t && !text.is_empty())
-        {
-            return text.clone();
-        }
-        let text = raw_string(&format_time(t));
-        recent.swap(0, 1);
-        recent[0] = (t, text.clone());
-        text
-    })
+    raw_string(&format_time(t))
 }
 
 /// Fill the keys `target` lacks (or holds as `null`) from `defaults`.
@@ -102,7 +86,7 @@ pub struct Enricher<'a> {
 struct AgentFields<'r> {
     browser: Option<Cow<'r, str>>,
     os: Option<Cow<'r, str>>,
-    device_type: Cow<'static, str>,
+    device_type: Cow<'r, str>,
     bot: bool,
 }
 
@@ -111,7 +95,7 @@ impl<'r> AgentFields<'r> {
         AgentFields {
             browser: a.browser_json.as_deref().map(Cow::Borrowed),
             os: a.os_json.as_deref().map(Cow::Borrowed),
-            device_type: quoted(a.device_type),
+            device_type: Cow::Borrowed(&a.device_type_json),
             bot: a.bot,
         }
     }
@@ -120,30 +104,17 @@ impl<'r> AgentFields<'r> {
         AgentFields {
             browser: a.browser_json.clone().map(Cow::Owned),
             os: a.os_json.clone().map(Cow::Owned),
-            device_type: quoted(a.device_type),
+            device_type: Cow::Owned(a.device_type_json.clone()),
             bot: a.bot,
         }
-    }
-}
-
-/// A device type as JSON text.
-fn quoted(device_type: &'static str) -> Cow<'static, str> {
-    match device_type {
-        "desktop" => "\"desktop\"".into(),
-        "mobile" => "\"mobile\"".into(),
-        "tablet" => "\"tablet\"".into(),
-        "bot" => "\"bot\"".into(),
-        "appliance" => "\"appliance\"".into(),
-        "unknown" => "\"unknown\"".into(),
-        other => raw_string(other).into(),
     }
 }
 
 impl<'a> Enricher<'a> {
     pub fn new(info: RequestInfo<'a>) -> Enricher<'a> {
         Enricher {
-            received_at: raw_string(&format_time(info.received_at)),
-            sent_at: info.sent_at.map(|t| raw_string(&format_time(t))),
+            received_at: time_json(info.received_at),
+            sent_at: info.sent_at.map(time_json),
             write_key: info.write_key.map(raw_string),
             source: info.source.map(raw_string),
             ip: info

@@ -10,9 +10,11 @@ use std::sync::{Arc, LazyLock, Mutex};
 pub struct UserAgentInfo {
     pub browser: Option<(String, String)>,
     pub os: Option<(String, String)>,
-    /// `context.browser` and `context.os` as JSON text, rendered once per user agent.
+    /// `context.browser`, `context.os` and `context.device.type` as JSON text, rendered once
+    /// per user agent.
     pub browser_json: Option<String>,
     pub os_json: Option<String>,
+    pub device_type_json: String,
     /// desktop, mobile, tablet, bot, appliance or unknown.
     pub device_type: &'static str,
     pub bot: bool,
@@ -64,6 +66,7 @@ pub fn parse_uncached(ua: &str) -> UserAgentInfo {
         os_json: render(&os),
         browser,
         os,
+        device_type_json: super::event::raw_string(device_type),
         device_type,
         bot,
     }
