@@ -22,7 +22,8 @@ cargo build --release -q -p collector --bin collector -p eventhubs-double --bin 
 bin=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+# `|| true`: under set -e a failed kill (no jobs left) would end the trap before the rm.
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 source scripts/_bench_load.sh
 bench_load "$work"
 

@@ -17,7 +17,8 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release -q -p collector --bin collector --example bare_server
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+# `|| true`: under set -e a failed kill (no jobs left) would end the trap before the rm.
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 source scripts/_bench_load.sh
 bench_load "$work"
 
