@@ -9,11 +9,14 @@ source scripts/_tracker_deps.sh
 ensure_tracker_build_deps
 bash scripts/build-tracker.sh
 cargo build --release -p collector
-listen=127.0.0.1:8080
+# For the banner: the address and data directory from the arguments or env, else the defaults.
+listen=${COLLECTOR_LISTEN:-127.0.0.1:8080}
+data=${COLLECTOR_DATA_DIR:-./data}
 prev=
 for a in "$@"; do
   [ "$prev" = --listen ] && listen=$a
-  case "$a" in --listen=*) listen=${a#--listen=};; esac
+  [ "$prev" = --data-dir ] && data=$a
+  case "$a" in --listen=*) listen=${a#--listen=};; --data-dir=*) data=${a#--data-dir=};; esac
   prev=$a
 done
 cat <<MSG
@@ -21,7 +24,7 @@ cat <<MSG
   Demo shop:       http://$listen/
   Live inspector:  http://$listen/inspector
   Send events:     python3 examples/send_events.py --url http://$listen
-  Capture files:   ./data/capture   (read: target/release/collector capture cat data/capture)
+  Capture files:   $data/capture   (read: target/release/collector capture cat $data/capture)
 
 MSG
 exec target/release/collector --demo "$@"
