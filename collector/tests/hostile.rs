@@ -22,8 +22,9 @@ const MAX_PEAK_RSS_KIB: u64 = 160 * 1024;
 /// The body-read timeout the tests ask for.
 const BODY_TIMEOUT_SECS: u64 = 2;
 
-/// Times the corpus is sent.
-const ROUNDS: usize = 3;
+/// Times the corpus is sent: the memory after the first half of the rounds is compared with the
+/// memory after the second half.
+const ROUNDS: usize = 6;
 
 fn start(dir: &std::path::Path) -> Collector {
     // (The common helper turns the per-IP rate limit off: the corpus sends a few hundred
@@ -782,11 +783,16 @@ async fn every_hostile_input_gets_a_specific_error_and_memory_stays_bounded() {
         peak < MAX_PEAK_RSS_KIB,
         "peak RSS {peak} KiB over {MAX_PEAK_RSS_KIB} KiB"
     );
-    // Resident memory after the second round and after the last: a leak per request would
-    // show here (the peak itself varies with which worker thread took the largest requests).
-    let (last, second) = (after_round[ROUNDS - 1].0, after_round[1].0);
+    // A leak per request grows the resident memory round after round. The allocator's
+    // per-thread caches also grow, up to a plateau (63-90 MB over eight rounds, no trend), and
+    // one round's figure varies by 20 MB with which worker took the largest requests. So every
+    // later round must stay under the high-water mark of the first half: memory the collector
+    // held once may stay held, a leak passes it. A coarse guard: a planted leak of 100 KB per
+    // request (8 MB a round) stayed under both this and the peak bound.
+    let (early, late) = after_round.split_at(ROUNDS / 2);
+    let early_peak = early.last().unwrap().1;
     assert!(
-        last <= second + 12 * 1024,
+        late.iter().all(|&(rss, _)| rss <= early_peak),
         "resident memory still grows round after round: {after_round:?}"
     );
     let log = c.log();
