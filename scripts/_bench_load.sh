@@ -1,4 +1,17 @@
-# Sourced by the benchmarks: the load they send. `bench_load DIR` writes DIR/batch.json, a
+# Sourced by the benchmarks: their scratch directory, a port wait, and the load they send.
+
+# `bench_scratch`: sets `work` to a new directory that is removed on exit, after any servers the
+# script started in the background are stopped. (`|| true`: under set -e a failed kill, with no
+# jobs left, would end the trap before the rm.)
+bench_scratch() {
+  work=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+}
+
+# `wait_port PORT`: wait up to 10 s for a server to listen on 127.0.0.1:PORT.
+wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+# `bench_load DIR` writes DIR/batch.json, a
 # 10-event Segment batch of about 6 KB (track events as a shop's tracker sends them), and
 # DIR/post.lua, a wrk script that POSTs it with fresh messageIds on every request: the
 # collector stores a resent event once, so replaying one body would measure its duplicate

@@ -21,13 +21,10 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release -q -p collector --bin collector -p eventhubs-double --bin eventhubs-double
 bin=${CARGO_TARGET_DIR:-target}/release
 
-work=$(mktemp -d)
-# `|| true`: under set -e a failed kill (no jobs left) would end the trap before the rm.
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 source scripts/_bench_load.sh
+bench_scratch
 bench_load "$work"
 
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 metrics() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics"; }
 lag() { metrics | awk -v s="$1" '$1 ~ "^collector_sink_lag_events\\{sink=\"" s "\"" {print $2}'; }
 

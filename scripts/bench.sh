@@ -16,13 +16,9 @@ THREADS=${THREADS:-2}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p collector --bin collector --example bare_server
 
-work=$(mktemp -d)
-# `|| true`: under set -e a failed kill (no jobs left) would end the trap before the rm.
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 source scripts/_bench_load.sh
+bench_scratch
 bench_load "$work"
-
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 # run_wrk NAME URL: one round; appends "rps p50 p99 requests non2xx" to $work/NAME.rounds.
 run_wrk() {
