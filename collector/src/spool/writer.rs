@@ -24,8 +24,37 @@ const GROUP_BYTES: usize = 4 << 20;
 /// group size, so fewer, larger groups leave more CPU for requests; a lone client, whose
 /// groups hold one append, never waits.
 const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(400);
+
+/// The scheduler time slice the writer asks for (see [`ask_for_short_slice`]).
+const SLICE: std::time::Duration = std::time::Duration::from_micros(100);
 /// Appends in the last group that count as concurrent load.
 const COMMIT_SIBLINGS: usize = 2;
+
+/// Every request waits for this thread, and it needs the CPU only for moments: after an
+/// fsync returns, to answer, and when appends arrive. On a busy machine the default slice let
+/// each of those wakeups wait about a millisecond for a CPU (the 400 µs commit delay took
+/// 1.0 ms on average, measured with `perf trace`). Linux's EEVDF scheduler (6.12 and later)
+/// runs a thread that asks for a shorter slice sooner when it wakes; it gets no larger share of
+/// the CPU. Older kernels ignore the request, and a refusal only costs latency.
+fn ask_for_short_slice() {
+    // SAFETY: `sched_attr` is plain data; the call reads it and changes only this thread.
+    let result = unsafe {
+        let mut attr: libc::sched_attr = std::mem::zeroed();
+        attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
+        attr.sched_policy = libc::SCHED_OTHER as u32;
+        attr.sched_runtime = SLICE.as_nanos() as u64;
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0,
+            &attr as *const libc::sched_attr,
+            0,
+        )
+    };
+    if result != 0 {
+        let e = io::Error::last_os_error();
+        tracing::debug!(error = %e, "spool writer keeps the default scheduler slice");
+    }
+}
 
 /// Why a group could not be committed.
 enum Failure {
@@ -75,6 +104,7 @@ impl Writer {
     }
 
     pub fn run(mut self, mut rx: mpsc::Receiver<Op>) {
+        ask_for_short_slice();
         let mut buf = Vec::with_capacity(GROUP_BYTES);
         let mut replies = Vec::new();
         let mut staged = Vec::new();
@@ -264,5 +294,37 @@ impl Writer {
         });
         tracing::debug!(first_seq = first, "spool segment started");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's (major, minor) version.
+    fn kernel_version() -> (u32, u32) {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (next(), next())
+    }
+
+    #[test]
+    fn writer_thread_gets_a_short_slice() {
+        if kernel_version() < (6, 12) {
+            eprintln!("skipped: custom scheduler slices need Linux 6.12");
+            return;
+        }
+        let slice = std::thread::spawn(|| {
+            ask_for_short_slice();
+            let sched = std::fs::read_to_string("/proc/thread-self/sched").unwrap();
+            sched
+                .lines()
+                .find_map(|l| l.strip_prefix("se.slice"))
+                .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse::<u64>().ok())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(slice, Some(SLICE.as_nanos() as u64));
     }
 }
