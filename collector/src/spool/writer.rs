@@ -24,11 +24,11 @@ const GROUP_BYTES: usize = 4 << 20;
 /// group size, so fewer, larger groups leave more CPU for requests; a lone client, whose
 /// groups hold one append, never waits.
 const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(400);
+/// Appends in the last group that count as concurrent load.
+const COMMIT_SIBLINGS: usize = 2;
 
 /// The scheduler time slice the writer asks for (see [`ask_for_short_slice`]).
 const SLICE: std::time::Duration = std::time::Duration::from_micros(100);
-/// Appends in the last group that count as concurrent load.
-const COMMIT_SIBLINGS: usize = 2;
 
 /// Every request waits for this thread, and it needs the CPU only for moments: after an
 /// fsync returns, to answer, and when appends arrive. On a busy machine the default slice let
