@@ -11,11 +11,10 @@ bench_scratch() {
 # `wait_port PORT`: wait up to 10 s for a server to listen on 127.0.0.1:PORT.
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-# `bench_load DIR` writes DIR/batch.json, a
-# 10-event Segment batch of about 6 KB (track events as a shop's tracker sends them), and
-# DIR/post.lua, a wrk script that POSTs it with fresh messageIds on every request: the
-# collector stores a resent event once, so replaying one body would measure its duplicate
-# check instead of the pipeline.
+# `bench_load DIR` writes DIR/batch.json, a 10-event Segment batch of about 6 KB (track events as
+# a shop's tracker sends them), and DIR/post.lua, a wrk script that POSTs it with fresh
+# messageIds on every request: the collector stores a resent event once, so replaying one body
+# would measure its duplicate check instead of the pipeline.
 bench_load() {
   local dir=$1
   python3 - "$dir/batch.json" <<'PY'
