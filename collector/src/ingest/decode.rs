@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Buf, Bytes};
+use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::StatusCode;
@@ -35,6 +35,7 @@ where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let mut body = std::pin::pin!(body);
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -55,28 +56,24 @@ where
             ))
         }
     };
-    if let Some(len) = headers
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
+        .and_then(|v| v.parse::<u64>().ok());
+    let raw = match declared {
+        Some(len) if len > max as u64 => Err(Overflow),
+        _ => collect_capped(&mut body, max).await?,
+    };
+    let raw = match raw {
+        Ok(raw) => raw,
+        Err(Overflow) => {
+            // Read the rest, within bounds, so the client is not cut off mid-send and gets to
+            // read the 413: closing a socket with unread data resets the connection.
+            let limit = max.saturating_mul(DRAIN_FACTOR);
+            if declared.is_none_or(|len| len <= (max + limit) as u64) {
+                let _ = tokio::time::timeout(DRAIN_TIME, discard(&mut body, limit)).await;
+            }
             return Err(too_large());
-        }
-    }
-    let raw = match Limited::new(body, max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(too_large())
-        }
-        Err(e) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {e}"),
-            ))
         }
     };
     if !gzip {
@@ -94,6 +91,59 @@ where
         return Err(too_large());
     }
     Ok(Bytes::from(out))
+}
+
+/// A body found larger than the cap is read on, and thrown away, up to this many times the
+/// cap and for at most `DRAIN_TIME`; past that the connection is dropped.
+const DRAIN_FACTOR: usize = 4;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The body was larger than the cap.
+struct Overflow;
+
+/// Collect the body's data frames while they fit in `max` bytes.
+async fn collect_capped<B>(
+    body: &mut std::pin::Pin<&mut B>,
+    max: usize,
+) -> Result<Result<Bytes, Overflow>, ApiError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        len += data.remaining();
+        if len > max {
+            return Ok(Err(Overflow));
+        }
+        chunks.push(data.copy_to_bytes(data.remaining()));
+    }
+    Ok(Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => Bytes::from(chunks.concat()),
+    }))
+}
+
+/// Read and drop up to `limit` more bytes of the body, or all of it if that is less.
+async fn discard<B: Body>(body: &mut std::pin::Pin<&mut B>, limit: usize) {
+    let mut seen = 0usize;
+    while seen <= limit {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Buf::remaining),
+            _ => return,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +196,61 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    /// A body of chunks that counts how many were read.
+    struct Chunks {
+        left: std::collections::VecDeque<Bytes>,
+        read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            let next = self.left.pop_front();
+            if next.is_some() {
+                self.read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            std::task::Poll::Ready(next.map(|b| Ok(hyper::body::Frame::data(b))))
+        }
+    }
+
+    fn chunks(n: usize, size: usize) -> (Chunks, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let read = std::sync::Arc::default();
+        let left = (0..n).map(|_| Bytes::from(vec![b' '; size])).collect();
+        let body = Chunks {
+            left,
+            read: std::sync::Arc::clone(&read),
+        };
+        (body, read)
+    }
+
+    #[tokio::test]
+    async fn an_oversize_body_is_read_to_its_end_within_a_bound() {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Declared too large: refused from the header, and still read so the client can
+        // finish sending and read the 413.
+        let (body, read) = chunks(3, 10);
+        let h = headers(&[("content-length", "30")]);
+        let e = read_body(&h, body, 10).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(read.load(SeqCst), 3);
+        // Undeclared and far too large: read only to a few times the cap.
+        let (body, read) = chunks(100, 5);
+        let e = read_body(&HeaderMap::new(), body, 10).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let n = read.load(SeqCst);
+        assert!((3..=12).contains(&n), "{n} chunks read");
+        // Several chunks that fit are joined.
+        let (body, _) = chunks(3, 3);
+        assert_eq!(
+            read_body(&HeaderMap::new(), body, 10).await.unwrap().len(),
+            9
+        );
     }
 
     #[tokio::test]
