@@ -181,7 +181,11 @@ fn preflight(headers: &HeaderMap) -> Response<Body> {
         .unwrap()
 }
 
-/// `{"success":true,"accepted":N,"rejected":M,"errors":[{"index":i,"reason":"..."}]}`
+/// How many rejected events a 200 lists; the dead-letter store has all of them.
+const LISTED_ERRORS: usize = 100;
+
+/// `{"success":true,"accepted":N,"rejected":M,"errors":[{"index":i,"reason":"..."}]}`, with
+/// `"errorsOmitted":K` when more than [`LISTED_ERRORS`] were rejected.
 fn outcome_response(o: &Outcome) -> Response<Body> {
     #[derive(serde::Serialize)]
     struct Rejection<'a> {
@@ -189,20 +193,25 @@ fn outcome_response(o: &Outcome) -> Response<Body> {
         reason: &'a str,
     }
     #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
     struct Answer<'a> {
         success: bool,
         accepted: usize,
         rejected: usize,
         errors: Vec<Rejection<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        errors_omitted: Option<usize>,
     }
     let errors = o
         .rejected
         .iter()
+        .take(LISTED_ERRORS)
         .map(|(index, reason)| Rejection {
             index: *index,
             reason,
         })
         .collect();
+    let omitted = o.rejected.len().saturating_sub(LISTED_ERRORS);
     respond::json(
         StatusCode::OK,
         &Answer {
@@ -210,6 +219,7 @@ fn outcome_response(o: &Outcome) -> Response<Body> {
             accepted: o.accepted,
             rejected: o.rejected.len(),
             errors,
+            errors_omitted: (omitted > 0).then_some(omitted),
         },
     )
 }

@@ -731,6 +731,14 @@ async fn every_hostile_input_gets_a_specific_error_and_memory_stays_bounded() {
             let said = if status == 200 {
                 assert_eq!(v["success"], true, "{}: {v}", case.name);
                 expected_stored += v["accepted"].as_u64().unwrap();
+                // At most 100 rejections are listed; the rest are counted.
+                let rejected = v["rejected"].as_u64().unwrap();
+                let listed = v["errors"].as_array().unwrap().len() as u64;
+                assert_eq!(listed, rejected.min(100), "{}", case.name);
+                assert_eq!(
+                    v["errorsOmitted"].as_u64(),
+                    (rejected > 100).then(|| rejected - 100)
+                );
                 v["errors"][0]["reason"].as_str().unwrap_or("").to_string()
             } else {
                 assert_eq!(v["success"], false, "{}: {v}", case.name);
