@@ -224,6 +224,9 @@ fn outcome_response(o: &Outcome) -> Response<Body> {
     )
 }
 
+/// How long the rest of an oversize body is read before its 413 is sent anyway.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn ingest_post(
     app: &App,
     req: Request<Incoming>,
@@ -231,12 +234,13 @@ async fn ingest_post(
     endpoint: Endpoint,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    let mut body = std::pin::pin!(body);
+    let cfg = &app.ingest.cfg;
     let result: Result<Outcome, ApiError> = async {
         decode::check_content_type(&parts.headers)?;
-        let cfg = &app.ingest.cfg;
         let body = tokio::time::timeout(
             cfg.body_timeout,
-            decode::read_body(&parts.headers, body, cfg.max_body_bytes),
+            decode::read_body(&parts.headers, body.as_mut(), cfg.max_body_bytes),
         )
         .await
         .map_err(|_| {
@@ -254,6 +258,12 @@ async fn ingest_post(
             .await
     }
     .await;
+    if let Err(e) = &result {
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            let drain = decode::discard_oversize(&parts.headers, body, cfg.max_body_bytes);
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        }
+    }
     match result {
         Ok(o) => outcome_response(&o),
         Err(e) => respond::api_error(&e),

@@ -60,21 +60,11 @@ where
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let raw = match declared {
-        Some(len) if len > max as u64 => Err(Overflow),
-        _ => collect_capped(&mut body, max).await?,
-    };
-    let raw = match raw {
-        Ok(raw) => raw,
-        Err(Overflow) => {
-            // Read the rest, within bounds, so the client is not cut off mid-send and gets to
-            // read the 413: closing a socket with unread data resets the connection.
-            let limit = max.saturating_mul(DRAIN_FACTOR);
-            if declared.is_none_or(|len| len <= (max + limit) as u64) {
-                let _ = tokio::time::timeout(DRAIN_TIME, discard(&mut body, limit)).await;
-            }
-            return Err(too_large());
-        }
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    let Ok(raw) = collect_capped(&mut body, max).await? else {
+        return Err(too_large());
     };
     if !gzip {
         return Ok(raw);
@@ -94,9 +84,8 @@ where
 }
 
 /// A body found larger than the cap is read on, and thrown away, up to this many times the
-/// cap and for at most `DRAIN_TIME`; past that the connection is dropped.
+/// cap; past that the connection is dropped.
 const DRAIN_FACTOR: usize = 4;
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The body was larger than the cap.
 struct Overflow;
@@ -135,8 +124,20 @@ where
     }))
 }
 
-/// Read and drop up to `limit` more bytes of the body, or all of it if that is less.
-async fn discard<B: Body>(body: &mut std::pin::Pin<&mut B>, limit: usize) {
+/// After a 413: read and drop the rest of the body, up to [`DRAIN_FACTOR`] times the cap (and
+/// not at all when `Content-Length` says more), so the client is not cut off mid-send and gets
+/// to read the answer. Closing a socket with unread data resets the connection, and the client
+/// may lose the 413 with it. The caller bounds the time it takes.
+pub async fn discard_oversize<B: Body>(headers: &HeaderMap, body: B, max: usize) {
+    let limit = max.saturating_mul(DRAIN_FACTOR);
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > (max + limit) as u64) {
+        return;
+    }
+    let mut body = std::pin::pin!(body);
     let mut seen = 0usize;
     while seen <= limit {
         match body.frame().await {
@@ -232,19 +233,31 @@ mod tests {
     #[tokio::test]
     async fn an_oversize_body_is_read_to_its_end_within_a_bound() {
         use std::sync::atomic::Ordering::SeqCst;
-        // Declared too large: refused from the header, and still read so the client can
-        // finish sending and read the 413.
+        // Declared too large: refused from the header, then read on so the client can finish
+        // sending and read the 413.
         let (body, read) = chunks(3, 10);
+        let mut body = std::pin::pin!(body);
         let h = headers(&[("content-length", "30")]);
-        let e = read_body(&h, body, 10).await.unwrap_err();
+        let e = read_body(&h, body.as_mut(), 10).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(read.load(SeqCst), 0);
+        discard_oversize(&h, body.as_mut(), 10).await;
+        assert_eq!(read.load(SeqCst), 3);
+        // Declared far too large: not read at all.
+        let (body, read) = chunks(100, 10);
+        let h = headers(&[("content-length", "1000")]);
+        discard_oversize(&h, body, 10).await;
+        assert_eq!(read.load(SeqCst), 0);
+        // Undeclared and far too large: read to the cap, then on to a few times the cap.
+        let (body, read) = chunks(100, 5);
+        let mut body = std::pin::pin!(body);
+        let e = read_body(&HeaderMap::new(), body.as_mut(), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(read.load(SeqCst), 3);
-        // Undeclared and far too large: read only to a few times the cap.
-        let (body, read) = chunks(100, 5);
-        let e = read_body(&HeaderMap::new(), body, 10).await.unwrap_err();
-        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
-        let n = read.load(SeqCst);
-        assert!((3..=12).contains(&n), "{n} chunks read");
+        discard_oversize(&HeaderMap::new(), body.as_mut(), 10).await;
+        assert_eq!(read.load(SeqCst), 3 + 9);
         // Several chunks that fit are joined.
         let (body, _) = chunks(3, 3);
         assert_eq!(
