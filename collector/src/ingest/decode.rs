@@ -56,10 +56,7 @@ where
             ))
         }
     };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(headers);
     if declared.is_some_and(|len| len > max as u64) {
         return Err(too_large());
     }
@@ -89,6 +86,12 @@ const DRAIN_FACTOR: usize = 4;
 
 /// The body was larger than the cap.
 struct Overflow;
+
+/// The body size `Content-Length` announces, if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(CONTENT_LENGTH)?.to_str().ok()?;
+    value.parse().ok()
+}
 
 /// Collect the body's data frames while they fit in `max` bytes.
 async fn collect_capped<B>(
@@ -130,10 +133,7 @@ where
 /// may lose the 413 with it. The caller bounds the time it takes.
 pub async fn discard_oversize<B: Body>(headers: &HeaderMap, body: B, max: usize) {
     let limit = max.saturating_mul(DRAIN_FACTOR);
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(headers);
     if declared.is_some_and(|len| len > (max + limit) as u64) {
         return;
     }
