@@ -35,13 +35,7 @@ where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let mut body = std::pin::pin!(body);
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the {max}-byte limit"),
-        )
-    };
+    let too_large = || too_large(max);
     let gzip = match headers
         .get(CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase())
@@ -56,13 +50,10 @@ where
             ))
         }
     };
-    let declared = declared_length(headers);
-    if declared.is_some_and(|len| len > max as u64) {
+    if declared_length(headers).is_some_and(|len| len > max as u64) {
         return Err(too_large());
     }
-    let Ok(raw) = collect_capped(&mut body, max).await? else {
-        return Err(too_large());
-    };
+    let raw = collect_capped(std::pin::pin!(body), max).await?;
     if !gzip {
         return Ok(raw);
     }
@@ -84,8 +75,12 @@ where
 /// cap; past that the connection is dropped.
 const DRAIN_FACTOR: usize = 4;
 
-/// The body was larger than the cap.
-struct Overflow;
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the {max}-byte limit"),
+    )
+}
 
 /// The body size `Content-Length` announces, if any.
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -93,11 +88,8 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
     value.parse().ok()
 }
 
-/// Collect the body's data frames while they fit in `max` bytes.
-async fn collect_capped<B>(
-    body: &mut std::pin::Pin<&mut B>,
-    max: usize,
-) -> Result<Result<Bytes, Overflow>, ApiError>
+/// Collect the body's data frames, refusing them once they pass `max` bytes.
+async fn collect_capped<B>(mut body: std::pin::Pin<&mut B>, max: usize) -> Result<Bytes, ApiError>
 where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -116,15 +108,15 @@ where
         };
         len += data.remaining();
         if len > max {
-            return Ok(Err(Overflow));
+            return Err(too_large(max));
         }
         chunks.push(data.copy_to_bytes(data.remaining()));
     }
-    Ok(Ok(match chunks.len() {
+    Ok(match chunks.len() {
         0 => Bytes::new(),
         1 => chunks.pop().expect("one chunk"),
         _ => Bytes::from(chunks.concat()),
-    }))
+    })
 }
 
 /// After a 413: read and drop the rest of the body, up to [`DRAIN_FACTOR`] times the cap (and

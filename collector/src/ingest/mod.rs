@@ -222,7 +222,6 @@ impl Ingest {
                     spans.push(start..out.len());
                 }
                 Err(reason) => {
-                    out.truncate(start);
                     dead.push(DeadLetter {
                         stage: "validate",
                         reason: reason.clone(),
