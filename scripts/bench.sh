@@ -5,6 +5,9 @@
 # are loaded in alternating rounds (bare, collector, bare, ...) and each round's collector figure
 # is compared with the bare figures just before and after it. Prints each round, then the
 # medians: requests/s, events/s, p50/p99 latency and the collector/bare ratio.
+# Also prints what each server's process spent in CPU time per request (read from /proc around its
+# rounds) and how much of the machine sat idle meanwhile: steadier than requests/s on a drifting
+# machine, and they show where a ratio comes from.
 # Options via env: ROUNDS (default 5), DURATION (s per round and server, default 6),
 # CONNECTIONS (default 64), THREADS (wrk threads, default 2).
 set -euo pipefail
@@ -20,18 +23,26 @@ source scripts/_bench_load.sh
 bench_scratch
 bench_load "$work"
 
-# run_wrk NAME URL: one round; appends "rps p50 p99 requests non2xx" to $work/NAME.rounds.
+# CPU ticks of process PID (user + system, all threads), and "idle total" ticks of the machine.
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+machine_ticks() { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+
+# run_wrk NAME URL PID: one round; appends "rps p50 p99 requests non2xx cpu_ticks idle_ticks
+# all_ticks" to $work/NAME.rounds.
 run_wrk() {
-  local out="$work/$1.txt"
+  local out="$work/$1.txt" cpu0 cpu1 m0 m1
+  cpu0=$(proc_ticks "$3"); m0=$(machine_ticks)
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "$2" > "$out"
-  awk '
+  cpu1=$(proc_ticks "$3"); m1=$(machine_ticks)
+  awk -v cpu=$((cpu1 - cpu0)) -v m0="$m0" -v m1="$m1" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^Requests\/sec:/ { rps = $2 }
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     / requests in / { n = $1 }
     /Non-2xx/ { bad = $5 }
-    END { printf "%s %s %s %s %s\n", rps, p50, p99, n, bad + 0 }' "$out" >> "$work/$1.rounds"
+    END { split(m0, a, " "); split(m1, b, " ")
+          printf "%s %s %s %s %s %d %d %d\n", rps, p50, p99, n, bad + 0, cpu, b[1] - a[1], b[2] - a[2] }' "$out" >> "$work/$1.rounds"
 }
 
 echo "load: wrk -t$THREADS -c$CONNECTIONS, $ROUNDS rounds of ${DURATION}s per server, same machine ($(nproc) cores)"
@@ -43,16 +54,16 @@ wait_port 18091
 
 # Each round: bare, then collector; one more bare round closes the last pair.
 for r in $(seq "$ROUNDS"); do
-  run_wrk bare http://127.0.0.1:18090/v1/batch
-  run_wrk collector http://127.0.0.1:18091/v1/batch
+  run_wrk bare http://127.0.0.1:18090/v1/batch $bare
+  run_wrk collector http://127.0.0.1:18091/v1/batch $coll
 done
-run_wrk bare http://127.0.0.1:18090/v1/batch
+run_wrk bare http://127.0.0.1:18090/v1/batch $bare
 kill $bare; wait $bare 2>/dev/null || true
 kill -TERM $coll; wait $coll || { cat "$work/collector.log"; exit 1; }
 
-python3 - "$work" <<'PY'
+python3 - "$work" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
-work = sys.argv[1]
+work, hz = sys.argv[1], int(sys.argv[2])
 def rounds(name):
     return [[float(x) for x in line.split()] for line in open(f"{work}/{name}.rounds")]
 bare, coll = rounds("bare"), rounds("collector")
@@ -74,6 +85,13 @@ line("collector", coll)
 acked = int(sum(r[3] - r[4] for r in coll)) * 10
 open(f"{work}/acked", "w").write(str(acked))
 print(f"ratio collector/bare: {statistics.median(ratios):.2f} (median of {len(ratios)} rounds, range {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.5)")
+def cost(rs):
+    """CPU microseconds per request over all rounds, and the machine's idle share."""
+    return (sum(r[5] for r in rs) * 1e6 / hz / sum(r[3] for r in rs),
+            100 * sum(r[6] for r in rs) / sum(r[7] for r in rs))
+(bare_us, bare_idle), (coll_us, coll_idle) = cost(bare), cost(coll)
+print(f"CPU per request: bare {bare_us:.1f} us, collector {coll_us:.1f} us ({coll_us / bare_us:.1f}x, {coll_us / 10:.1f} us per event); "
+      f"machine idle: {bare_idle:.1f} % during bare rounds, {coll_idle:.1f} % during collector rounds")
 PY
 stored=$(target/release/collector capture stats --json "$work/data/capture" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 acked=$(cat "$work/acked")
