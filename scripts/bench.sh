@@ -62,8 +62,9 @@ kill $bare; wait $bare 2>/dev/null || true
 kill -TERM $coll; wait $coll || { cat "$work/collector.log"; exit 1; }
 
 python3 - "$work" "$(getconf CLK_TCK)" <<'PY'
-import statistics, sys
+import json, statistics, sys
 work, hz = sys.argv[1], int(sys.argv[2])
+events = len(json.load(open(f"{work}/batch.json"))["batch"])  # per request
 def rounds(name):
     return [[float(x) for x in line.split()] for line in open(f"{work}/{name}.rounds")]
 bare, coll = rounds("bare"), rounds("collector")
@@ -79,10 +80,10 @@ def line(name, rs):
     p50 = statistics.median(r[1] for r in rs)
     p99 = statistics.median(r[2] for r in rs)
     bad = int(sum(r[4] for r in rs))
-    print(f"{name:<10} {rps:>10.0f} req/s {rps * 10:>12.0f} events/s   p50 {p50:6.2f}ms   p99 {p99:6.2f}ms   non-2xx {bad}   (medians of {len(rs)} rounds)")
+    print(f"{name:<10} {rps:>10.0f} req/s {rps * events:>12.0f} events/s   p50 {p50:6.2f}ms   p99 {p99:6.2f}ms   non-2xx {bad}   (medians of {len(rs)} rounds)")
 line("bare", bare)
 line("collector", coll)
-acked = int(sum(r[3] - r[4] for r in coll)) * 10
+acked = int(sum(r[3] - r[4] for r in coll)) * events
 open(f"{work}/acked", "w").write(str(acked))
 print(f"ratio collector/bare: {statistics.median(ratios):.2f} (median of {len(ratios)} rounds, range {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.5)")
 def cost(rs):
@@ -90,7 +91,7 @@ def cost(rs):
     return (sum(r[5] for r in rs) * 1e6 / hz / sum(r[3] for r in rs),
             100 * sum(r[6] for r in rs) / sum(r[7] for r in rs))
 (bare_us, bare_idle), (coll_us, coll_idle) = cost(bare), cost(coll)
-print(f"CPU per request: bare {bare_us:.1f} us, collector {coll_us:.1f} us ({coll_us / bare_us:.1f}x, {coll_us / 10:.1f} us per event); "
+print(f"CPU per request: bare {bare_us:.1f} us, collector {coll_us:.1f} us ({coll_us / bare_us:.1f}x, {coll_us / events:.1f} us per event); "
       f"machine idle: {bare_idle:.1f} % during bare rounds, {coll_idle:.1f} % during collector rounds")
 PY
 stored=$(target/release/collector capture stats --json "$work/data/capture" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')

@@ -35,7 +35,6 @@ where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let too_large = || too_large(max);
     let gzip = match headers
         .get(CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase())
@@ -51,7 +50,7 @@ where
         }
     };
     if declared_length(headers).is_some_and(|len| len > max as u64) {
-        return Err(too_large());
+        return Err(too_large(max));
     }
     let raw = collect_capped(std::pin::pin!(body), max).await?;
     if !gzip {
@@ -66,7 +65,7 @@ where
         )
     })?;
     if out.len() > max {
-        return Err(too_large());
+        return Err(too_large(max));
     }
     Ok(Bytes::from(out))
 }
