@@ -51,13 +51,6 @@ fn time_json(t: DateTime<Utc>) -> String {
     raw_string(&format_time(t))
 }
 
-/// Fill the keys `target` lacks (or holds as `null`) from `defaults`.
-fn fill_missing<'r>(target: &mut Event<'r>, defaults: &Event<'r>) {
-    for entry in defaults.entries() {
-        target.set_default(entry);
-    }
-}
-
 /// What enrichment learned that the caller may act on.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Enriched {
@@ -158,7 +151,7 @@ impl<'a> Enricher<'a> {
             ev.set_str("messageId", &uuid::Uuid::new_v4().to_string());
         }
         if let Some(defaults) = info.integrations {
-            fill_missing(ev.object("integrations")?, defaults);
+            ev.object("integrations")?.fill_missing(defaults);
         }
         if let Some(key) = &self.write_key {
             ev.set("writeKey", Cow::Borrowed(key));
@@ -183,7 +176,7 @@ impl<'a> Enricher<'a> {
 
     fn enrich_context<'r>(&'r self, ctx: &mut Event<'r>, out: &mut Enriched) -> Result<(), String> {
         if let Some(defaults) = self.info.context {
-            fill_missing(ctx, defaults);
+            ctx.fill_missing(defaults);
         }
         match ctx.str("ip").and_then(|s| s.parse::<IpAddr>().ok()) {
             Some(own) => match ip::apply(self.info.ip_mode, own) {

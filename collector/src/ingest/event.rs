@@ -5,6 +5,7 @@
 //! from the body (checked by the parser) or written by us (valid by construction).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -79,9 +80,9 @@ pub fn raw_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
 }
 
 /// The most top-level keys an object parsed as an [`Event`] may have (an event, its `context`
-/// and `integrations`, and the batch-level ones). Real events have a few dozen. Lookups are
-/// linear, and batch-level `context` keys are looked up in every event's `context`, so the cap
-/// keeps that work proportional to the body.
+/// and `integrations`, and the batch-level ones). Real events have a few dozen. Looking up a
+/// key scans the fields, and parsing scans them once per key for duplicates: the cap bounds
+/// that work per object.
 pub const MAX_KEYS: usize = 256;
 
 impl<'a> Event<'a> {
@@ -148,11 +149,6 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// The fields as stored.
-    pub fn entries(&self) -> impl Iterator<Item = &(Cow<'a, str>, Cow<'a, str>)> {
-        self.fields.iter()
-    }
-
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
@@ -173,16 +169,42 @@ impl<'a> Event<'a> {
         self.set(key, raw_string(value).into());
     }
 
-    /// Set unless the field is present and not null.
-    pub fn set_default(&mut self, (key, value): &(Cow<'a, str>, Cow<'a, str>)) {
-        if self.present(key).is_some() {
-            return;
+    /// Take the fields of `defaults` this object lacks or holds as `null` (batch-level
+    /// `context` and `integrations` filling in each event's). Either may hold up to
+    /// [`MAX_KEYS`] keys: past a few, the defaults are found by hash, so the work stays linear
+    /// in the keys instead of their product.
+    pub fn fill_missing(&mut self, defaults: &Event<'a>) {
+        // Parsed objects have unique keys, and `set` keeps them unique: each key of `defaults`
+        // matches at most one field. A null field was never read as an object.
+        let take = |v: &mut Cow<'a, str>, default: &Cow<'a, str>| {
+            if kind(v) == Kind::Null {
+                *v = default.clone();
+            }
+        };
+        let mut found = vec![false; defaults.fields.len()];
+        if self.fields.len() * defaults.fields.len() <= 64 {
+            for (i, (key, default)) in defaults.fields.iter().enumerate() {
+                if let Some((_, v)) = self.fields.iter_mut().find(|(k, _)| k == key) {
+                    take(v, default);
+                    found[i] = true;
+                }
+            }
+        } else {
+            let index: HashMap<&str, usize> = defaults
+                .fields
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.as_ref(), i))
+                .collect();
+            for (k, v) in &mut self.fields {
+                if let Some(&i) = index.get(k.as_ref()) {
+                    take(v, &defaults.fields[i].1);
+                    found[i] = true;
+                }
+            }
         }
-        // The field is absent or `null`, so no object was read from it.
-        match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => *v = value.clone(),
-            None => self.fields.push((key.clone(), value.clone())),
-        }
+        let missing = defaults.fields.iter().zip(found).filter(|(_, f)| !f);
+        self.fields.extend(missing.map(|(entry, _)| entry.clone()));
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
@@ -463,6 +485,34 @@ mod tests {
             e.starts_with("object has more than 256 top-level keys"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn fill_missing_takes_absent_and_null_fields_by_scan_and_by_hash() {
+        let obj = |keys: &[usize], value: &str| {
+            let fields: Vec<String> = keys.iter().map(|i| format!(r#""k{i}":{value}"#)).collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        // Own fields k0..n hold 1, k1 null; defaults k1 and k{d}.. hold 2. Small objects are
+        // scanned; 200 x 201 keys go through the hash index.
+        for (n, d, m) in [(3, 2, 4), (200, 100, 200)] {
+            let own: Vec<usize> = (0..n).collect();
+            let defaults: Vec<usize> = std::iter::once(1).chain(d..d + m).collect();
+            let (own_text, defaults_text) = (obj(&own, "1"), obj(&defaults, "2"));
+            let mut ev = Event::parse(&own_text).unwrap();
+            ev.set("k1", Cow::Borrowed("null"));
+            ev.fill_missing(&Event::parse(&defaults_text).unwrap());
+            let keys: Vec<&str> = ev.fields().map(|(k, _)| k).collect();
+            let expected: Vec<String> = (0..d + m).map(|i| format!("k{i}")).collect();
+            assert_eq!(
+                keys, expected,
+                "own keys in place, then the missing ones in order"
+            );
+            for (i, (_, v)) in ev.fields().enumerate() {
+                let want = if i == 1 || i >= n { "2" } else { "1" };
+                assert_eq!(v, want, "k{i}");
+            }
+        }
     }
 
     #[test]
