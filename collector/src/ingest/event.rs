@@ -81,8 +81,7 @@ pub fn raw_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
 
 /// The most top-level keys an object parsed as an [`Event`] may have (an event, its `context`
 /// and `integrations`, and the batch-level ones). Real events have a few dozen. Looking up a
-/// key scans the fields, and parsing scans them once per key for duplicates: the cap bounds
-/// that work per object.
+/// key scans the fields: the cap bounds that work per object.
 pub const MAX_KEYS: usize = 256;
 
 impl<'a> Event<'a> {
@@ -367,6 +366,14 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
+/// Up to this many keys, each new key is compared with those before it; an object with more
+/// is checked for duplicates once, sorted: n log n, not n squared.
+const SCAN_FOR_DUPLICATES: usize = 32;
+
+fn duplicate<E: de::Error>(key: &str) -> E {
+    E::custom(format!("duplicate key `{key}`"))
+}
+
 struct EventVisitor {
     /// Read `context` as an object of its own.
     nest: bool,
@@ -399,8 +406,10 @@ impl<'de> Visitor<'de> for EventVisitor {
             } else {
                 map.next_value::<&'de RawValue>()?.get()
             };
-            if fields.iter().any(|(existing, _)| *existing == k) {
-                return Err(de::Error::custom(format!("duplicate key `{k}`")));
+            if fields.len() < SCAN_FOR_DUPLICATES
+                && fields.iter().any(|(existing, _)| *existing == k)
+            {
+                return Err(duplicate(&k));
             }
             if fields.len() == MAX_KEYS {
                 return Err(de::Error::custom(format!(
@@ -408,6 +417,13 @@ impl<'de> Visitor<'de> for EventVisitor {
                 )));
             }
             fields.push((k, Cow::Borrowed(v)));
+        }
+        if fields.len() > SCAN_FOR_DUPLICATES {
+            let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_ref()).collect();
+            keys.sort_unstable();
+            if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+                return Err(duplicate(pair[0]));
+            }
         }
         Ok(Event { fields, objects })
     }
@@ -468,6 +484,14 @@ mod tests {
         assert!(Event::parse(r#"{"type":"a","type":"b"}"#)
             .unwrap_err()
             .contains("duplicate key `type`"));
+        // Past the keys compared one by one: found in the sorted check.
+        let mut wide: Vec<String> = (0..100).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        wide.push(r#""k7":0"#.into());
+        assert!(Event::parse(&format!("{{{}}}", wide.join(",")))
+            .unwrap_err()
+            .contains("duplicate key `k7`"));
+        wide.pop();
+        assert!(Event::parse(&format!("{{{}}}", wide.join(","))).is_ok());
     }
 
     #[test]
