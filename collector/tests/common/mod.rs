@@ -28,6 +28,16 @@ impl Collector {
     }
 
     pub fn start_with(data_dir: &Path, args: &[&str], stdout: Stdio) -> Collector {
+        Self::start_with_env(data_dir, args, stdout, &[])
+    }
+
+    /// As [`Collector::start_with`], with extra environment variables for the process.
+    pub fn start_with_env(
+        data_dir: &Path,
+        args: &[&str],
+        stdout: Stdio,
+        env: &[(&str, &str)],
+    ) -> Collector {
         // All test traffic comes from one IP: no per-IP limit unless a test asks for one.
         let unlimited: &[&str] = if args.contains(&"--rate-limit-ip") {
             &[]
@@ -40,6 +50,7 @@ impl Collector {
             .args(unlimited)
             .args(args)
             .env("COLLECTOR_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
