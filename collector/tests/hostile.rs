@@ -27,9 +27,10 @@ const BODY_TIMEOUT_SECS: u64 = 2;
 const ROUNDS: usize = 8;
 
 /// How much more memory, on average, the second half of the rounds may hold than the first.
-/// Measured: 0-5 MB more in three runs; with a planted leak of 100 KB per request (about 8 MB
-/// a round), 26 and 30 MB more.
-const LEAK_TOLERANCE_KIB: u64 = 16 * 1024;
+/// Measured: 0-10 MB more in seven runs (the spool's 16 MiB window of recent records fills over
+/// the first rounds); with a planted leak of 100 KB per request (about 8 MB a round), 26 and
+/// 30 MB more.
+const LEAK_TOLERANCE_KIB: u64 = 18 * 1024;
 
 fn start(dir: &std::path::Path) -> Collector {
     // (The common helper turns the per-IP rate limit off: the corpus sends a few hundred
