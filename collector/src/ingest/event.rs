@@ -173,33 +173,24 @@ impl<'a> Event<'a> {
     /// [`MAX_KEYS`] keys: past a few, the defaults are found by hash, so the work stays linear
     /// in the keys instead of their product.
     pub fn fill_missing(&mut self, defaults: &Event<'a>) {
+        let index: Option<HashMap<&str, usize>> = (self.fields.len() * defaults.fields.len() > 64)
+            .then(|| {
+                let keys = defaults.fields.iter().map(|(k, _)| k.as_ref());
+                keys.enumerate().map(|(i, k)| (k, i)).collect()
+            });
+        let default_of = |key: &str| match &index {
+            Some(index) => index.get(key).copied(),
+            None => defaults.fields.iter().position(|(k, _)| k == key),
+        };
         // Parsed objects have unique keys, and `set` keeps them unique: each key of `defaults`
         // matches at most one field. A null field was never read as an object.
-        let take = |v: &mut Cow<'a, str>, default: &Cow<'a, str>| {
-            if kind(v) == Kind::Null {
-                *v = default.clone();
-            }
-        };
         let mut found = vec![false; defaults.fields.len()];
-        if self.fields.len() * defaults.fields.len() <= 64 {
-            for (i, (key, default)) in defaults.fields.iter().enumerate() {
-                if let Some((_, v)) = self.fields.iter_mut().find(|(k, _)| k == key) {
-                    take(v, default);
-                    found[i] = true;
+        for (k, v) in &mut self.fields {
+            if let Some(i) = default_of(k) {
+                if kind(v) == Kind::Null {
+                    *v = defaults.fields[i].1.clone();
                 }
-            }
-        } else {
-            let index: HashMap<&str, usize> = defaults
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (k.as_ref(), i))
-                .collect();
-            for (k, v) in &mut self.fields {
-                if let Some(&i) = index.get(k.as_ref()) {
-                    take(v, &defaults.fields[i].1);
-                    found[i] = true;
-                }
+                found[i] = true;
             }
         }
         let missing = defaults.fields.iter().zip(found).filter(|(_, f)| !f);
