@@ -15,7 +15,7 @@ use collector::config::IpMode;
 use collector::ingest::enrich::{Enricher, RequestInfo};
 use collector::ingest::event::{kind, Event, Kind};
 use collector::ingest::message::{self, MessageType, MAX_BATCH_EVENTS};
-use collector::ingest::{decode, pixel_data, validate, ApiError};
+use collector::ingest::{decode, pixel_data, screen, validate, ApiError};
 use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use serde::de::IgnoredAny;
@@ -125,7 +125,7 @@ fn parse(body: &[u8], batch: bool) {
         Err(e) => return check_error(&e),
     };
     // What passed the screen is JSON within the limits, and so is every event in it.
-    assert!(message::screen(body).is_ok());
+    assert!(screen::screen(body).is_ok());
     assert!(!env.events.is_empty() && env.events.len() <= MAX_BATCH_EVENTS);
     // The batch fast path reads what the general path reads.
     let general =
@@ -177,12 +177,12 @@ pub fn validate_enrich(data: &[u8]) {
         return;
     };
     // In the collector every event has passed the body's screen first.
-    if message::screen(event_text.as_bytes()).is_err() {
+    if screen::screen(event_text.as_bytes()).is_err() {
         return;
     }
     let context = context_text
         .and_then(|c| std::str::from_utf8(c).ok())
-        .filter(|c| message::screen(c.as_bytes()).is_ok())
+        .filter(|c| screen::screen(c.as_bytes()).is_ok())
         .and_then(|c| Event::parse(c).ok());
 
     let Ok(mut ev) = Event::parse(event_text) else {

@@ -2,10 +2,9 @@
 //! `/v1/batch` (`{"batch":[...], "sentAt", "context", "integrations", "writeKey"}`) or of a
 //! single-message endpoint. Events stay raw here; validation looks inside them.
 //!
-//! Before the parser sees a body, [`screen`] walks its bytes once (strings are skipped with
-//! SIMD) and refuses what the parser would let through into raw event text but readers
-//! downstream choke on: nesting deeper than [`MAX_DEPTH`], numbers outside a 64-bit float's
-//! range (`1e400`, 400-digit integers), and `\u` escapes of unpaired UTF-16 surrogates.
+//! Before the parser sees a body, [`super::screen`] walks its bytes once and refuses what the
+//! parser would let through into raw event text but readers downstream choke on (deep nesting,
+//! numbers out of a double's range, unpaired surrogate escapes).
 //!
 //! Duplicate keys: in the envelope, a repeated `batch`, `sentAt`, `context`, `integrations` or
 //! `writeKey` fails the request (which copy wins would be a guess); other envelope keys are
@@ -19,6 +18,9 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::event::Event;
+use super::screen::screen;
+#[cfg(test)]
+use super::screen::MAX_DEPTH;
 use super::ApiError;
 
 /// The Segment message types.
@@ -106,11 +108,6 @@ struct BatchBody<'a, T> {
     write_key: Option<Value>,
 }
 
-/// How deep a request body may nest objects and arrays. A batch body uses two levels (the body
-/// and `batch`), so an event's own object may hold 62 more. serde_json's own limit is 128, and
-/// only for the parts it builds trees of; raw event text has none.
-pub const MAX_DEPTH: usize = 64;
-
 /// The most events one batch may hold. A 512 KB body of minimal events holds about 15 000; a
 /// body of `{}`s, 170 000, each of which would cost a dead letter and a line in the response.
 pub const MAX_BATCH_EVENTS: usize = 10_000;
@@ -122,137 +119,6 @@ pub const MAX_SHARED_COPY_BYTES: usize = 2 << 20;
 
 fn bad_request(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
-}
-
-/// Refuse what JSON parsing would let through into raw event text but should not: nesting
-/// deeper than [`MAX_DEPTH`], numbers that overflow a 64-bit float, and unpaired surrogate
-/// escapes. One pass over the bytes; problems of plain syntax are left to the parser.
-pub fn screen(body: &[u8]) -> Result<(), ApiError> {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < body.len() {
-        match body[i] {
-            b'"' => {
-                i += 1;
-                loop {
-                    // An unterminated string (or one ending in a lone backslash): the parser
-                    // says so.
-                    let Some(j) = body.get(i..).and_then(find_quote_or_backslash) else {
-                        return Ok(());
-                    };
-                    i += j;
-                    if body[i] == b'"' {
-                        i += 1;
-                        break;
-                    }
-                    i += escape_len(body, i)?;
-                }
-                continue;
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(bad_request(format!(
-                        "JSON nests deeper than {MAX_DEPTH} levels (at byte {i})"
-                    )));
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                let mut float = false;
-                while i < body.len() {
-                    match body[i] {
-                        b'0'..=b'9' | b'-' | b'+' => {}
-                        b'.' | b'e' | b'E' => float = true,
-                        _ => break,
-                    }
-                    i += 1;
-                }
-                let token = &body[start..i];
-                // 15 digits always fit; only exponents and long digit runs can overflow.
-                if float || token.len() > 15 {
-                    check_number(token, start)?;
-                }
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-/// The first `"` or `\\` in `s`. Most strings in events are short (keys, ids), so the first
-/// 32 bytes are looked at eight at a time in a word; the rest of a long string goes to
-/// memchr's SIMD search.
-fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // The lowest byte that is zero gets its high bit set (bytes above it may too).
-    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let head = s.len().min(32);
-    let mut i = 0;
-    while i + 8 <= head {
-        let word = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-        let hits = zero_bytes(word ^ (ONES * u64::from(b'"')))
-            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
-        if hits != 0 {
-            return Some(i + hits.trailing_zeros() as usize / 8);
-        }
-        i += 8;
-    }
-    if let Some(p) = s[i..head].iter().position(|&c| c == b'"' || c == b'\\') {
-        return Some(i + p);
-    }
-    memchr::memchr2(b'"', b'\\', &s[head..]).map(|p| p + head)
-}
-
-fn check_number(token: &[u8], at: usize) -> Result<(), ApiError> {
-    let text = std::str::from_utf8(token).unwrap_or("");
-    match text.parse::<f64>() {
-        Ok(x) if !x.is_finite() => {
-            let shown = if text.len() > 24 {
-                format!("{}... ({} characters)", &text[..20], text.len())
-            } else {
-                text.to_string()
-            };
-            Err(bad_request(format!(
-                "number {shown} at byte {at} is out of range: numbers must fit a 64-bit float"
-            )))
-        }
-        _ => Ok(()), // in range, or not a number at all: the parser says so
-    }
-}
-
-/// The length of the escape starting with the backslash at `i`; a `\u` escape of a UTF-16
-/// surrogate must be a high one followed by a low one.
-fn escape_len(body: &[u8], i: usize) -> Result<usize, ApiError> {
-    if body.get(i + 1) != Some(&b'u') {
-        return Ok(2);
-    }
-    let hex = |at: usize| -> Option<u16> {
-        let s = std::str::from_utf8(body.get(at..at + 4)?).ok()?;
-        u16::from_str_radix(s, 16).ok()
-    };
-    let lone = |code: u16| {
-        bad_request(format!(
-            "string has an unpaired surrogate escape \\u{code:04x} at byte {i}; JSON text must be valid Unicode"
-        ))
-    };
-    match hex(i + 2) {
-        Some(high @ 0xD800..=0xDBFF) => {
-            let low = (body.get(i + 6..i + 8) == Some(b"\\u"))
-                .then(|| hex(i + 8))
-                .flatten();
-            match low {
-                Some(0xDC00..=0xDFFF) => Ok(12),
-                _ => Err(lone(high)),
-            }
-        }
-        Some(low @ 0xDC00..=0xDFFF) => Err(lone(low)),
-        _ => Ok(2), // a plain escape, or a bad one the parser names
-    }
 }
 
 /// A parse error as a whole-request error that names the problem.
@@ -577,15 +443,8 @@ mod tests {
     }
 
     #[test]
-    fn depth_limit_counts_levels_outside_strings() {
+    fn batch_bodies_are_screened() {
         let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
-        assert!(screen(nest(MAX_DEPTH).as_bytes()).is_ok());
-        let e = screen(nest(MAX_DEPTH + 1).as_bytes()).unwrap_err();
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.message.contains("deeper than 64 levels"), "{}", e.message);
-        // Brackets inside strings, escaped quotes included, do not count.
-        let text = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
-        assert!(screen(text.as_bytes()).is_ok());
         // A batch body spends two levels; an event gets the rest. Raw event text is checked too.
         let event = format!(r#"{{"type":"track","p":{}}}"#, nest(MAX_DEPTH - 3));
         assert!(parse_batch(format!(r#"{{"batch":[{event}]}}"#).as_bytes()).is_ok());
@@ -595,63 +454,8 @@ mod tests {
         // 100 000 levels: refused at level 65 without recursing.
         let e = parse_single(nest(100_000).as_bytes()).unwrap_err();
         assert!(e.message.contains("(at byte 64)"), "{}", e.message);
-    }
-
-    #[test]
-    fn numbers_must_fit_a_double() {
-        for ok in [
-            "0",
-            "-1.5e300",
-            "1e-400",
-            "123456789012345678901234567890",
-            "1E+308",
-        ] {
-            assert!(
-                screen(format!(r#"{{"n":{ok}}}"#).as_bytes()).is_ok(),
-                "{ok}"
-            );
-        }
-        let e = screen(br#"{"n":1e400}"#).unwrap_err();
-        assert!(
-            e.message.contains("number 1e400 at byte 5 is out of range"),
-            "{}",
-            e.message
-        );
-        let e = screen(format!("[-{}]", "9".repeat(400)).as_bytes()).unwrap_err();
-        assert!(
-            e.message
-                .contains("-9999999999999999999... (401 characters)"),
-            "{}",
-            e.message
-        );
-        // Inside a string a number is text.
-        assert!(screen(br#"{"n":"1e400"}"#).is_ok());
-        // Truncated input, wherever it stops: no panic, and only a cut surrogate pair is
-        // refused here (the rest is left to the parser).
-        let text = br#"{"a":"x\ud83d\ude00\"","n":-12e3}"#;
-        for end in 0..text.len() {
-            if let Err(e) = screen(&text[..end]) {
-                assert!((13..19).contains(&end), "{end}: {}", e.message);
-            }
-        }
-    }
-
-    #[test]
-    fn surrogate_escapes_must_pair() {
-        assert!(screen(br#"["\ud83d\ude00", "\u00e9\n\\ud800"]"#).is_ok());
-        for bad in [
-            r#"["\ud800"]"#,
-            r#"["\ud800\u0041"]"#,
-            r#"["\udc00"]"#,
-            r#"["x\uDBFF"]"#,
-        ] {
-            let e = screen(bad.as_bytes()).unwrap_err();
-            assert!(
-                e.message.contains("unpaired surrogate"),
-                "{bad}: {}",
-                e.message
-            );
-        }
+        let e = parse_batch(br#"{"batch":[{"type":"track","n":1e400}]}"#).unwrap_err();
+        assert!(e.message.contains("out of range"), "{}", e.message);
     }
 
     #[test]
@@ -678,21 +482,6 @@ mod tests {
             single.unwrap_err().message,
             "duplicate key `writeKey` in the request body"
         );
-    }
-
-    #[test]
-    fn quote_finder_matches_a_plain_search() {
-        // Neighbours of the two bytes (! # [ ]), bytes with the high bit set (é, 😀), and
-        // both targets at several offsets within and past the first words.
-        let text = "abcdefgh\\ij!#[]é😀mnopqrstuvwxyz0123456789\"ABCDEFGHIJKLMNOPQRS\\TU\"V";
-        let text = text.as_bytes();
-        for start in 0..text.len() {
-            for end in start..=text.len() {
-                let s = &text[start..end];
-                let want = s.iter().position(|&c| c == b'"' || c == b'\\');
-                assert_eq!(find_quote_or_backslash(s), want, "{start}..{end}");
-            }
-        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Ingest: request → decode → message → validate → enrich → spool.
+//! Ingest: request → decode → screen → message → validate → enrich → spool.
 //!
 //! Whole-request problems (not JSON, wrong shape, too large) fail the request with an
 //! [`ApiError`]. Per-event problems do not: the event is dead-lettered with its reason and
@@ -11,6 +11,7 @@ pub mod enrich;
 pub mod event;
 pub mod ip;
 pub mod message;
+pub mod screen;
 pub mod useragent;
 pub mod validate;
 
