@@ -5,9 +5,9 @@
 //!
 //! Most of a body is short strings. On x86_64 the screen classifies 16 bytes at a time with
 //! SSE2 (part of every x86_64 CPU): which bytes are quotes, brackets or number starts, and which
-//! of them lie inside strings, so it stops only at brackets and numbers. A block that holds a
-//! backslash, and every block on other CPUs, is walked byte by byte; both walks give the same
-//! answer (`blocks_agree_with_the_byte_walk`).
+//! of them lie inside strings, so it stops only at numbers, and at brackets only near the depth
+//! limit. A block that holds a backslash, and every block on other CPUs, is walked byte by byte;
+//! both walks give the same answer (`blocks_agree_with_the_byte_walk`).
 
 use hyper::StatusCode;
 
