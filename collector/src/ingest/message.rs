@@ -117,31 +117,27 @@ pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// 4 KB context), which bounds what one request can make the collector store and hold.
 pub const MAX_SHARED_COPY_BYTES: usize = 2 << 20;
 
-fn bad_request(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
-}
-
 /// A parse error as a whole-request error that names the problem.
 fn not_json(body: &[u8], e: serde_json::Error) -> ApiError {
     let msg = e.to_string();
     if let Some(field) = msg.strip_prefix("duplicate field ") {
         let field = field.split(" at line").next().unwrap_or(field);
-        return bad_request(format!("duplicate key {field} in the request body"));
+        return ApiError::bad_request(format!("duplicate key {field} in the request body"));
     }
     if msg.starts_with("invalid unicode code point") {
         if let Err(u) = std::str::from_utf8(body) {
-            return bad_request(format!(
+            return ApiError::bad_request(format!(
                 "body is not valid UTF-8 (invalid byte at offset {})",
                 u.valid_up_to()
             ));
         }
     }
     if body.starts_with(&[0x1f, 0x8b]) {
-        return bad_request(
+        return ApiError::bad_request(
             "body is gzip-compressed but has no `Content-Encoding: gzip` header".to_string(),
         );
     }
-    bad_request(format!("body is not valid JSON: {e}"))
+    ApiError::bad_request(format!("body is not valid JSON: {e}"))
 }
 
 fn object_or_null<'a>(

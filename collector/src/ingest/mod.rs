@@ -57,6 +57,11 @@ impl ApiError {
             retry_after: None,
         }
     }
+
+    /// A `400` naming what is wrong with the request body.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
 }
 
 /// Which API endpoint a request came to.

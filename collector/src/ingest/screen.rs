@@ -9,8 +9,6 @@
 //! limit. A block that holds a backslash, and every block on other CPUs, is walked byte by byte;
 //! both walks give the same answer (`blocks_agree_with_the_byte_walk`).
 
-use hyper::StatusCode;
-
 use super::ApiError;
 
 /// How deep a request body may nest objects and arrays. A batch body uses two levels (the body
@@ -90,10 +88,11 @@ impl<'a> Walk<'a> {
     #[cfg(target_arch = "x86_64")]
     fn blocks(&mut self) -> Result<(), ApiError> {
         let body = self.body;
+        // The last block, padded with spaces (which the screen passes over).
+        let mut tail = [b' '; 16];
         while self.pos < body.len() {
             let start = self.pos;
             let n = (body.len() - start).min(16);
-            let mut tail = [b' '; 16];
             let block: &[u8; 16] = match body[start..].first_chunk() {
                 Some(block) => block,
                 None => {
@@ -156,7 +155,7 @@ impl<'a> Walk<'a> {
     fn open(&mut self, at: usize) -> Result<(), ApiError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(bad_request(format!(
+            return Err(ApiError::bad_request(format!(
                 "JSON nests deeper than {MAX_DEPTH} levels (at byte {at})"
             )));
         }
@@ -220,10 +219,6 @@ mod sse2 {
     }
 }
 
-fn bad_request(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
-}
-
 /// The end of the number token starting at `start`, checked to fit a 64-bit float.
 fn number_end(body: &[u8], start: usize) -> Result<usize, ApiError> {
     let mut exponent = false;
@@ -254,7 +249,7 @@ fn check_number(token: &[u8], at: usize) -> Result<(), ApiError> {
             } else {
                 text.to_string()
             };
-            Err(bad_request(format!(
+            Err(ApiError::bad_request(format!(
                 "number {shown} at byte {at} is out of range: numbers must fit a 64-bit float"
             )))
         }
@@ -273,7 +268,7 @@ fn escape_len(body: &[u8], i: usize) -> Result<usize, ApiError> {
         u16::from_str_radix(s, 16).ok()
     };
     let lone = |code: u16| {
-        bad_request(format!(
+        ApiError::bad_request(format!(
             "string has an unpaired surrogate escape \\u{code:04x} at byte {i}; JSON text must be valid Unicode"
         ))
     };
@@ -295,6 +290,7 @@ fn escape_len(body: &[u8], i: usize) -> Result<usize, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::StatusCode;
 
     /// The byte-by-byte walk alone, as on CPUs other than x86_64.
     fn by_bytes(body: &[u8]) -> Result<(), ApiError> {
