@@ -35,12 +35,18 @@ for v in "$@"; do
   else
     rev=$(git rev-parse --short "$v^{commit}")
     git worktree add -q --detach "$work/src-$rev" "$rev"
-    (cd "$work/src-$rev" && CARGO_TARGET_DIR="$root/target/bench-ab" cargo build --release -q -p collector --bin collector)
+    (cd "$work/src-$rev" && CARGO_TARGET_DIR="$root/target/bench-ab" cargo build --release -q -p collector --bin collector) \
+      || { git worktree remove --force "$work/src-$rev"; exit 1; }
     cp target/bench-ab/release/collector "$work/bin-$rev"
     git worktree remove --force "$work/src-$rev"
     names+=("$v"); bins+=("$work/bin-$rev")
   fi
 done
+
+# Names label the rounds: they must differ.
+if [ "$(printf '%s\n' "${names[@]}" | sort | uniq -d)" ]; then
+  echo "two variants share a name: ${names[*]}"; exit 2
+fi
 
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # round NAME URL PID: one wrk round; appends "name rps requests cpu_ticks" to $work/rounds.

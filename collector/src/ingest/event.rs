@@ -76,7 +76,7 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 
 /// Whether two keys are equal. Keys of one object often share a length (`timestamp` and
 /// `messageId`, `userId` and `sentAt`) but rarely a first byte: checking both first skips
-/// most calls to `memcmp`, which lookups by key spent most of their time in.
+/// most calls to `memcmp` in lookups by key.
 #[inline]
 fn same_key(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
