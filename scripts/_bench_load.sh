@@ -1,4 +1,11 @@
-# Sourced by the benchmarks: their scratch directory, a port wait, and the load they send.
+# Sourced by the benchmarks: wrk, their scratch directory, a port wait, CPU ticks of a process,
+# and the load they send.
+
+# `need_wrk`: install wrk if it is missing.
+need_wrk() { command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
+
+# `proc_ticks PID`: CPU ticks (user + system, all threads) the process PID has used.
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # `bench_scratch`: sets `work` to a new directory that is removed on exit, after any servers the
 # script started in the background are stopped. (`|| true`: under set -e a failed kill, with no

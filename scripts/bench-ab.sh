@@ -16,9 +16,9 @@ ROUNDS=${ROUNDS:-8}
 DURATION=${DURATION:-6}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 source scripts/_bench_load.sh
+need_wrk
 bench_scratch
 bench_load "$work"
 
@@ -48,7 +48,6 @@ if [ "$(printf '%s\n' "${names[@]}" | sort | uniq -d)" ]; then
   echo "two variants share a name: ${names[*]}"; exit 2
 fi
 
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # round NAME URL PID: one wrk round; appends "name rps requests cpu_ticks" to $work/rounds.
 round() {
   local c0 c1 out

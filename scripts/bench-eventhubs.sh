@@ -17,11 +17,11 @@ THREADS=${THREADS:-2}
 LIGHT_CONNECTIONS=${LIGHT_CONNECTIONS:-2}
 HUB_PORT=${HUB_PORT:-18095}
 HTTP_PORT=${HTTP_PORT:-18096}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p collector --bin collector -p eventhubs-double --bin eventhubs-double
 bin=${CARGO_TARGET_DIR:-target}/release
 
 source scripts/_bench_load.sh
+need_wrk
 bench_scratch
 bench_load "$work"
 

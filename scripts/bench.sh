@@ -16,15 +16,14 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-6}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p collector --bin collector --example bare_server
 
 source scripts/_bench_load.sh
+need_wrk
 bench_scratch
 bench_load "$work"
 
-# CPU ticks of process PID (user + system, all threads), and "idle total" ticks of the machine.
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# "idle total" ticks of the machine.
 machine_ticks() { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 
 # run_wrk NAME URL PID: one round; appends "rps p50 p99 requests non2xx cpu_ticks idle_ticks
