@@ -14,6 +14,7 @@ use bytes::Bytes;
 use collector::config::IpMode;
 use collector::ingest::enrich::{Enricher, RequestInfo};
 use collector::ingest::event::{kind, Event, Kind};
+use collector::ingest::inflight::InFlight;
 use collector::ingest::message::{self, MessageType, MAX_BATCH_EVENTS};
 use collector::ingest::{decode, pixel_data, screen, validate, ApiError};
 use http_body_util::Full;
@@ -95,10 +96,12 @@ pub fn decode_request(data: &[u8]) {
         assert_eq!(content_type, 3);
         return;
     }
+    let mut held = InFlight::new(0).reservation();
     let read = futures::executor::block_on(decode::read_body(
         &headers,
         Full::new(Bytes::from(wire)),
         MAX_BODY,
+        &mut held,
     ));
     match read {
         Ok(decoded) => {
@@ -224,6 +227,24 @@ pub fn validate_enrich(data: &[u8]) {
     for field in ["messageId", "receivedAt", "timestamp"] {
         assert!(again.str(field).is_some(), "{field} is set: {text}");
     }
+    // Every time stored is RFC 3339 with a year from 0001 to 9999, whatever the client sent.
+    for field in ["receivedAt", "timestamp", "sentAt", "originalTimestamp"] {
+        if let Some(t) = again.str(field) {
+            let year = t.get(..4).and_then(|y| y.parse::<u32>().ok());
+            assert!(
+                year.is_some_and(|y| (1..=9999).contains(&y))
+                    && t.as_bytes().get(4) == Some(&b'-')
+                    && chrono::DateTime::parse_from_rfc3339(&t).is_ok(),
+                "{field} {t:?} is not an RFC 3339 time in years 0001-9999: {text}"
+            );
+        }
+    }
+    assert!(
+        again
+            .str("messageId")
+            .is_some_and(|id| !id.trim().is_empty()),
+        "an empty messageId is replaced: {text}"
+    );
     assert_eq!(again.str("writeKey").as_deref(), Some("wk_fuzz"));
     assert_eq!(kind(again.get("context").unwrap()), Kind::Object);
 }

@@ -10,7 +10,7 @@ use apache_avro::types::Value as Avro;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::sinks::capture::recover::{find_files, read_records};
+use crate::sinks::capture::recover::{find_files, for_each_record};
 
 #[derive(Subcommand, Debug)]
 pub enum CaptureCommand {
@@ -106,16 +106,10 @@ pub fn read(
     mut each: impl FnMut(&Path, Captured) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     for file in files(select)? {
-        let (values, whole) =
-            read_records(&file).with_context(|| format!("reading {}", file.display()))?;
-        if !whole {
-            eprintln!(
-                "warning: {} ends in an incomplete block; read up to it",
-                file.display()
-            );
-        }
-        for v in values {
-            let Avro::Record(fields) = v else { continue };
+        let whole = for_each_record(&file, |v| {
+            let Avro::Record(fields) = v else {
+                return Ok(());
+            };
             let event = fields
                 .iter()
                 .find(|(k, _)| k == "Body")
@@ -130,6 +124,14 @@ pub fn read(
             if matches(select, &event) {
                 each(&file, Captured { fields, event })?;
             }
+            Ok(())
+        })
+        .with_context(|| format!("reading {}", file.display()))?;
+        if !whole {
+            eprintln!(
+                "warning: {} ends in an incomplete block; read up to it",
+                file.display()
+            );
         }
     }
     Ok(())

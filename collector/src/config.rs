@@ -9,6 +9,11 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use serde::Deserialize;
 
+pub use crate::ingest::ip::{Hops, IpMode, ProxyHeader, TrustProxy};
+pub use crate::ingest::IngestConfig;
+pub use crate::ratelimit::LimitsConfig;
+pub use crate::server::ConnConfig;
+
 /// Every option the collector takes. Each is also an env var (`COLLECTOR_...`) and a key in
 /// the TOML file given by `--config` (the same name with underscores: `data_dir = "..."`).
 #[derive(Parser, Deserialize, Debug, Default, Clone)]
@@ -48,9 +53,14 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
 
-    /// Take the client IP from X-Forwarded-For (only behind a proxy you control) [default: false]
+    /// Behind proxies you control, take the client IP from their forwarding header: true (one
+    /// proxy), a number of proxies, or false [default: false]
     #[arg(long, env = "COLLECTOR_TRUST_PROXY", num_args = 0..=1, default_missing_value = "true")]
-    pub trust_proxy: Option<bool>,
+    pub trust_proxy: Option<Hops>,
+
+    /// Header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239) [default: x-forwarded-for]
+    #[arg(long, env = "COLLECTOR_TRUST_PROXY_HEADER")]
+    pub trust_proxy_header: Option<ProxyHeader>,
 
     /// What to store of the client IP: anonymize (IPv4 /24, IPv6 /48), keep, or drop [default: anonymize]
     #[arg(long, env = "COLLECTOR_IP")]
@@ -152,12 +162,36 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// Most concurrent connections from one client IP (IPv6: one /64); more are answered 429
+    /// (0 = no limit) [default: 1000; 0 with --trust-proxy, where every connection is the proxy's]
+    #[arg(long, env = "COLLECTOR_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Most concurrent streams (requests) on one HTTP/2 connection [default: 100]
+    #[arg(long, env = "COLLECTOR_HTTP2_MAX_STREAMS")]
+    pub http2_max_streams: Option<u32>,
+
+    /// Most bytes of request bodies (and the events enriched from them) held at once; past it,
+    /// 503 with Retry-After (0 = no limit) [default: 67108864]
+    #[arg(long, env = "COLLECTOR_MAX_BODY_BYTES_IN_FLIGHT")]
+    pub max_body_bytes_in_flight: Option<usize>,
+
+    /// Serve the admin routes (/metrics, /readyz, /inspector, /debug/*) on this address only,
+    /// not on --listen; e.g. 127.0.0.1:9090
+    #[arg(long, env = "COLLECTOR_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Disk budget of the dead-letter directory in bytes; past it, dead letters are counted and
+    /// dropped [default: 268435456]
+    #[arg(long, env = "COLLECTOR_DEAD_LETTER_MAX_BYTES")]
+    pub dead_letter_max_bytes: Option<u64>,
+
     /// Largest request head (request line + headers) in bytes [default: 16384]
     #[arg(long, env = "COLLECTOR_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
 
-    /// Seconds a client may take to send a request's headers, and to send the next one on an idle
-    /// keep-alive connection [default: 10]
+    /// Seconds a client may take to send a request's headers; also how long a connection (HTTP/1
+    /// keep-alive or HTTP/2) may sit idle with no request in flight [default: 10]
     #[arg(long, env = "COLLECTOR_HEADER_TIMEOUT_SECS")]
     pub header_timeout_secs: Option<u64>,
 
@@ -200,15 +234,6 @@ pub enum LogFormat {
 
 #[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum IpMode {
-    #[default]
-    Anonymize,
-    Keep,
-    Drop,
-}
-
-#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
 pub enum CaptureCodec {
     Deflate,
     #[default]
@@ -219,6 +244,9 @@ pub enum CaptureCodec {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where the admin routes are served instead of `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    pub dead_letter_max_bytes: u64,
     pub data_dir: PathBuf,
     pub sinks: Vec<SinkKind>,
     pub log_format: LogFormat,
@@ -241,51 +269,10 @@ pub struct Config {
     pub cli: Options,
 }
 
-/// Token-bucket rates; 0 turns a limit off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitsConfig {
-    pub ip_per_sec: u32,
-    pub ip_burst: u32,
-    pub source_per_sec: u32,
-    pub source_burst: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct ConnConfig {
-    pub max_connections: usize,
-    pub max_header_bytes: usize,
-    pub header_timeout: Duration,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct IngestConfig {
-    /// How many recent messageIds deduplication remembers.
-    pub dedupe_ids: usize,
-    pub max_body_bytes: usize,
-    /// How long a client may take to send the body.
-    pub body_timeout: Duration,
-    pub max_event_bytes: usize,
-    pub trust_proxy: bool,
-    pub ip: IpMode,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig {
-            dedupe_ids: 100_000,
-            max_body_bytes: 512_000,
-            body_timeout: Duration::from_secs(30),
-            max_event_bytes: 32 * 1024,
-            trust_proxy: false,
-            ip: IpMode::Anonymize,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -317,6 +304,7 @@ impl Options {
             max_body_bytes: self.max_body_bytes.or(o.max_body_bytes),
             max_event_bytes: self.max_event_bytes.or(o.max_event_bytes),
             trust_proxy: self.trust_proxy.or(o.trust_proxy),
+            trust_proxy_header: self.trust_proxy_header.or(o.trust_proxy_header),
             ip: self.ip.or(o.ip),
             spool_max_bytes: self.spool_max_bytes.or(o.spool_max_bytes),
             spool_segment_bytes: self.spool_segment_bytes.or(o.spool_segment_bytes),
@@ -344,6 +332,11 @@ impl Options {
             rate_limit_source: self.rate_limit_source.or(o.rate_limit_source),
             rate_limit_source_burst: self.rate_limit_source_burst.or(o.rate_limit_source_burst),
             max_connections: self.max_connections.or(o.max_connections),
+            max_connections_per_ip: self.max_connections_per_ip.or(o.max_connections_per_ip),
+            http2_max_streams: self.http2_max_streams.or(o.http2_max_streams),
+            max_body_bytes_in_flight: self.max_body_bytes_in_flight.or(o.max_body_bytes_in_flight),
+            admin_listen: self.admin_listen.or(o.admin_listen),
+            dead_letter_max_bytes: self.dead_letter_max_bytes.or(o.dead_letter_max_bytes),
             max_header_bytes: self.max_header_bytes.or(o.max_header_bytes),
             header_timeout_secs: self.header_timeout_secs.or(o.header_timeout_secs),
             body_timeout_secs: self.body_timeout_secs.or(o.body_timeout_secs),
@@ -379,10 +372,21 @@ impl Options {
                 .rate_limit_source_burst
                 .unwrap_or(source_per_sec.saturating_mul(2)),
         };
+        let trust_proxy = TrustProxy {
+            hops: opts.trust_proxy.unwrap_or_default(),
+            header: opts.trust_proxy_header.unwrap_or_default(),
+        };
+        let behind_proxy = trust_proxy.hops.0 > 0;
         let conn = ConnConfig {
             max_connections: opts.max_connections.unwrap_or(10_000).max(1),
+            max_connections_per_ip: opts.max_connections_per_ip.unwrap_or(if behind_proxy {
+                0
+            } else {
+                1000
+            }),
             max_header_bytes: opts.max_header_bytes.unwrap_or(16 * 1024).max(8192),
             header_timeout: Duration::from_secs(opts.header_timeout_secs.unwrap_or(10).max(1)),
+            http2_max_streams: opts.http2_max_streams.unwrap_or(100).max(1),
         };
         let tls = match (opts.tls_cert.clone(), opts.tls_key.clone()) {
             (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
@@ -401,8 +405,11 @@ impl Options {
             max_body_bytes: opts.max_body_bytes.unwrap_or(defaults.max_body_bytes),
             body_timeout: Duration::from_secs(opts.body_timeout_secs.unwrap_or(30).max(1)),
             max_event_bytes: opts.max_event_bytes.unwrap_or(defaults.max_event_bytes),
-            trust_proxy: opts.trust_proxy.unwrap_or(false),
+            trust_proxy,
             ip: opts.ip.unwrap_or_default(),
+            max_body_bytes_in_flight: opts
+                .max_body_bytes_in_flight
+                .unwrap_or(defaults.max_body_bytes_in_flight),
         };
         if ingest.max_event_bytes > ingest.max_body_bytes {
             bail!(
@@ -465,6 +472,8 @@ impl Options {
             listen: opts
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_listen: opts.admin_listen,
+            dead_letter_max_bytes: opts.dead_letter_max_bytes.unwrap_or(256 << 20),
             data_dir,
             sinks,
             log_format: opts.log_format.unwrap_or_default(),

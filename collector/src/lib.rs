@@ -43,10 +43,10 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use config::{Config, SinkKind};
-use sinks::SinkHealth;
 
-/// Dead letters may use this much disk before new ones are dropped (and counted).
-const DEAD_LETTER_MAX_BYTES: u64 = 256 << 20;
+/// Connections the admin listener takes at once (scrapers, probes, an operator's browser).
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+use sinks::SinkHealth;
 
 /// Run the collector until SIGTERM or SIGINT, then shut down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -110,10 +110,20 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let admin_listener = match config.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the admin listener {addr}"))?,
+        ),
+        None => None,
+    };
     let spool = spool::Spool::open(&config.spool).context("opening the spool")?;
-    let dead_letters =
-        deadletter::DeadLetters::open(config.data_dir.join("deadletter"), DEAD_LETTER_MAX_BYTES)
-            .context("opening the dead-letter store")?;
+    let dead_letters = deadletter::DeadLetters::open(
+        config.data_dir.join("deadletter"),
+        config.dead_letter_max_bytes,
+    )
+    .context("opening the dead-letter store")?;
     let metrics = if with_metrics {
         Some(metrics::install()?)
     } else {
@@ -135,6 +145,7 @@ pub async fn run_with(
                     h.clone(),
                     sink_shutdown.clone(),
                     grace,
+                    dead_letters.clone(),
                 )));
                 healths.push(h);
             }
@@ -151,6 +162,7 @@ pub async fn run_with(
                     h.clone(),
                     sink_shutdown.clone(),
                     grace,
+                    dead_letters.clone(),
                 )));
                 healths.push(h);
             }
@@ -163,6 +175,7 @@ pub async fn run_with(
                     h.clone(),
                     sink_shutdown.clone(),
                     grace,
+                    dead_letters.clone(),
                 )));
                 healths.push(h);
             }
@@ -194,6 +207,7 @@ pub async fn run_with(
             policy: policy.clone(),
             limits: ratelimit::RateLimits::new(&config.limits),
             dedupe: ingest::dedupe::Dedupe::new(config.ingest.dedupe_ids),
+            in_flight: ingest::inflight::InFlight::new(config.ingest.max_body_bytes_in_flight),
         },
         metrics,
         sinks: healths,
@@ -225,6 +239,31 @@ pub async fn run_with(
         policy,
         tls.clone(),
     ));
+    let admin = match admin_listener {
+        None => None,
+        Some(admin) => {
+            tracing::info!("admin routes on http://{}", admin.local_addr()?);
+            let conn = server::ConnConfig {
+                max_connections: ADMIN_MAX_CONNECTIONS,
+                max_connections_per_ip: 0,
+                ..config.conn.clone()
+            };
+            Some(tokio::spawn(server::serve(
+                admin,
+                app.clone(),
+                conn,
+                None,
+                shutdown.clone(),
+                config.shutdown_timeout,
+                routes::Role::Admin,
+            )))
+        }
+    };
+    let role = if admin.is_some() {
+        routes::Role::Public
+    } else {
+        routes::Role::All
+    };
     server::serve(
         listener,
         app,
@@ -232,8 +271,12 @@ pub async fn run_with(
         tls,
         shutdown,
         config.shutdown_timeout,
+        role,
     )
     .await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     housekeeping.abort();
     reloader.abort();
 

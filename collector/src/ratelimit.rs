@@ -1,7 +1,8 @@
-//! Rate limits: a token bucket per client IP and one per source (GCRA via `governor`). Over
-//! the limit a request gets 429 with Retry-After. The default per-IP bucket (50/s, burst 200)
-//! leaves room for a page's normal bursts (a batch, then a beacon on unload) and stops floods.
-//! Idle buckets are dropped periodically so memory stays bounded.
+//! Rate limits: a token bucket per client IP (IPv6: per /64, which every host can pick
+//! addresses from) and one per source (GCRA via `governor`). Over the limit a request gets 429
+//! with Retry-After. The default per-IP bucket (50/s, burst 200) leaves room for a page's
+//! normal bursts (a batch, then a beacon on unload) and stops floods. Idle buckets are dropped
+//! periodically so memory stays bounded.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -10,8 +11,17 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use hyper::StatusCode;
 
-use crate::config::LimitsConfig;
+use crate::ingest::ip::limit_key;
 use crate::ingest::ApiError;
+
+/// Token-bucket rates; 0 turns a limit off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub ip_per_sec: u32,
+    pub ip_burst: u32,
+    pub source_per_sec: u32,
+    pub source_burst: u32,
+}
 
 pub struct RateLimits {
     ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -52,7 +62,7 @@ impl RateLimits {
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         match &self.ip {
             Some(l) => l
-                .check_key(&ip)
+                .check_key(&limit_key(ip))
                 .map_err(|n| self.refuse("ip", n.wait_time_from(self.clock.now()))),
             None => Ok(()),
         }

@@ -1,7 +1,15 @@
-//! Path → handler. Also CORS (every answer reflects the Origin with credentials allowed, and
-//! preflights are answered), health, readiness, metrics and static files.
+//! Path → handler. Also CORS, health, readiness, metrics and static files.
+//!
+//! CORS headers go on the ingest routes only (the Origin reflected, with credentials, for
+//! Origins a source allows), and preflights are answered only there: no web page may read the
+//! admin routes (`/metrics`, `/readyz`, the inspector), whatever mode the collector runs in. The
+//! tracker's files are public and carry `Access-Control-Allow-Origin: *` (no credentials), so a
+//! site on another origin can load its wasm.
+//!
+//! A listener has a [`Role`]: with `--admin-listen`, the public one serves ingest, `/healthz` and
+//! static files, and the admin one the admin routes and `/healthz`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +30,32 @@ use crate::static_files;
 
 /// Readiness turns false when the spool is fuller than this share of its budget.
 const SPOOL_HIGH_WATER: f64 = 0.9;
+
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, on one port (no admin listener).
+    All,
+    /// Ingest, `/healthz` and static files.
+    Public,
+    /// The admin routes and `/healthz`.
+    Admin,
+}
+
+impl Role {
+    fn serves(self, path: &str) -> bool {
+        match self {
+            Role::All => true,
+            Role::Public => !is_admin(path),
+            Role::Admin => is_admin(path) || path == "/healthz",
+        }
+    }
+}
+
+/// Routes for operators: metrics, readiness and the inspector.
+fn is_admin(path: &str) -> bool {
+    matches!(path, "/metrics" | "/readyz" | "/inspector") || path.starts_with("/debug/")
+}
 
 /// Everything the handlers share.
 pub struct App {
@@ -89,14 +123,25 @@ pub async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    role: Role,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
-    let label = route_label(req.uri().path());
+    let path = req.uri().path();
+    let label = route_label(path);
+    let ingest = is_limited(path);
     let origin = req.headers().get(header::ORIGIN).cloned();
-    let mut resp = route(&app, req, peer).await;
-    // CORS headers only for origins some source allows (any origin in open mode).
+    let mut resp = if role.serves(path) {
+        route(&app, req, peer).await
+    } else {
+        respond::error(
+            StatusCode::NOT_FOUND,
+            format!("no route for {} {path} on this port", req.method()),
+        )
+    };
+    // CORS headers only on ingest routes, for origins some source allows (any in open mode).
     let sources = app.ingest.policy.get();
-    if let Some(origin) = origin.filter(|o| o.to_str().is_ok_and(|o| sources.cors_allowed(o))) {
+    let allowed = |o: &HeaderValue| ingest && o.to_str().is_ok_and(|o| sources.cors_allowed(o));
+    if let Some(origin) = origin.filter(allowed) {
         let h = resp.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(
@@ -119,7 +164,7 @@ pub async fn handle(
 async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    if method == Method::OPTIONS {
+    if method == Method::OPTIONS && is_limited(&path) {
         let origin = req
             .headers()
             .get(header::ORIGIN)
@@ -132,9 +177,9 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<
         }
         return preflight(req.headers());
     }
+    let client = crate::ingest::ip::client_ip(peer.ip(), req.headers(), app.ingest.cfg.trust_proxy);
     if is_limited(&path) {
-        let ip = crate::ingest::ip::client_ip(peer.ip(), req.headers(), app.ingest.cfg.trust_proxy);
-        if let Err(e) = app.ingest.limits.check_ip(ip) {
+        if let Err(e) = app.ingest.limits.check_ip(client) {
             return respond::api_error(&e);
         }
     }
@@ -142,11 +187,11 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<
     match (&method, path.as_str()) {
         (&Method::POST, _) if api => {
             let endpoint = single_endpoint(&path).map_or(Endpoint::Batch, Endpoint::Single);
-            ingest_post(app, req, peer, endpoint).await
+            ingest_post(app, req, client, endpoint).await
         }
         (_, _) if api => method_not_allowed("POST, OPTIONS"),
         (&Method::GET | &Method::HEAD, p) if p.starts_with("/v1/pixel/") => {
-            pixel(app, &req, peer, &p["/v1/pixel/".len()..]).await
+            pixel(app, &req, client, &p["/v1/pixel/".len()..]).await
         }
         (_, p) if p.starts_with("/v1/pixel/") => method_not_allowed("GET, HEAD, OPTIONS"),
         (&Method::GET | &Method::HEAD, "/healthz") => {
@@ -248,17 +293,18 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 async fn ingest_post(
     app: &App,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    client: IpAddr,
     endpoint: Endpoint,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let mut body = std::pin::pin!(body);
     let cfg = &app.ingest.cfg;
+    let mut held = app.ingest.in_flight.reservation();
     let result: Result<Outcome, ApiError> = async {
         decode::check_content_type(&parts.headers)?;
         let body = tokio::time::timeout(
             cfg.body_timeout,
-            decode::read_body(&parts.headers, body.as_mut(), cfg.max_body_bytes),
+            decode::read_body(&parts.headers, body.as_mut(), cfg.max_body_bytes, &mut held),
         )
         .await
         .map_err(|_| {
@@ -272,13 +318,17 @@ async fn ingest_post(
         })??;
         metrics::counter!("collector_request_bytes_total").increment(body.len() as u64);
         app.ingest
-            .process(&body, endpoint, &parts.headers, peer.ip())
+            .process(&body, endpoint, &parts.headers, client, &mut held)
             .await
     }
     .await;
+    drop(held);
     if let Err(e) = &result {
-        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-            let drain = decode::discard_oversize(&parts.headers, body, cfg.max_body_bytes);
+        // Refused before the body was read to its end: read the rest (dropping it) so the
+        // client gets to read the answer.
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE || e.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            let drain = decode::discard_rest(&parts.headers, body, cfg.max_body_bytes);
             let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
         }
     }
@@ -288,7 +338,7 @@ async fn ingest_post(
     }
 }
 
-async fn pixel(app: &App, req: &Request<Incoming>, peer: SocketAddr, kind: &str) -> Response<Body> {
+async fn pixel(app: &App, req: &Request<Incoming>, client: IpAddr, kind: &str) -> Response<Body> {
     let Some(kind) = MessageType::parse(kind) else {
         return respond::error(
             StatusCode::NOT_FOUND,
@@ -297,8 +347,15 @@ async fn pixel(app: &App, req: &Request<Incoming>, peer: SocketAddr, kind: &str)
     };
     let result = async {
         let data = pixel_data(req.uri().query())?;
+        let mut held = app.ingest.in_flight.reservation();
         app.ingest
-            .process(&data, Endpoint::Single(kind), req.headers(), peer.ip())
+            .process(
+                &data,
+                Endpoint::Single(kind),
+                req.headers(),
+                client,
+                &mut held,
+            )
             .await
     }
     .await;
@@ -375,10 +432,9 @@ fn inspect(app: &App, req: &Request<Incoming>) -> Response<Body> {
                 .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
                 .find(|(k, _)| k == "limit")
                 .and_then(|(_, v)| v.parse::<usize>().ok())
-                .unwrap_or(100);
-            let recent = inspector.recent(&filter, limit);
-            let events: Vec<&inspector::Entry> = recent.iter().map(|e| &**e).collect();
-            respond::json(StatusCode::OK, &json!({ "events": events }))
+                .unwrap_or(100)
+                .min(inspector::RING_CAPACITY);
+            respond::json(StatusCode::OK, &inspector.recent(&filter, limit))
         }
     }
 }
@@ -397,7 +453,12 @@ async fn static_file(app: &App, path: &str, headers: &HeaderMap) -> Response<Bod
     if let Some(dir) = &app.tracker_dir {
         if let Some(rest) = path.strip_prefix(app.tracker_prefix.as_str()) {
             if rest.starts_with('/') {
-                return static_files::serve(dir, rest, headers).await;
+                let mut r = static_files::serve(dir, rest, headers).await;
+                r.headers_mut().insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+                return r;
             }
         }
     }

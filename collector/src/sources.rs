@@ -20,6 +20,9 @@ use serde::Deserialize;
 
 use crate::ingest::ApiError;
 
+/// The longest write key taken. Segment's are 32 characters.
+pub const MAX_WRITE_KEY_BYTES: usize = 256;
+
 /// A source as written in the config file.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +140,12 @@ impl Sources {
                 if key.trim().is_empty() {
                     bail!("source {:?} has an empty write key", c.name);
                 }
+                if key.len() > MAX_WRITE_KEY_BYTES {
+                    bail!(
+                        "a write key of source {:?} is longer than {MAX_WRITE_KEY_BYTES} bytes",
+                        c.name
+                    );
+                }
                 if s.by_key.insert(key.clone(), source.clone()).is_some() {
                     // The key itself is a secret of sorts: name the sources, not the key.
                     bail!(
@@ -168,6 +177,13 @@ impl Sources {
         write_key: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Option<Arc<Source>>, ApiError> {
+        if write_key.is_some_and(|k| k.len() > MAX_WRITE_KEY_BYTES) {
+            // In open mode the key is copied into every event: bound it in every mode.
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("write key is longer than {MAX_WRITE_KEY_BYTES} bytes"),
+            ));
+        }
         if self.is_open() {
             return Ok(None);
         }

@@ -349,14 +349,14 @@ fn corpus() -> Vec<Case> {
             "missing `type`",
         ),
         case(
-            "10 000 small events, all stored",
+            "10 000 small events, stored up to the request's budget",
             "/v1/batch",
             format!(
                 r#"{{"batch":[{}]}}"#,
                 vec![r#"{"type":"identify","userId":"u"}"#; 10_000].join(",")
             ),
             200,
-            "",
+            "the request's storage budget is spent",
         ),
         case(
             "batch context copied into many events",

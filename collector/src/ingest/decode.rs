@@ -1,5 +1,6 @@
 //! Turns an HTTP request body into JSON bytes: checks the content type, reads the body under a
-//! size cap, and gunzips it under the same cap (so a gzip bomb costs at most the cap).
+//! size cap, and gunzips it under the same cap (so a gzip bomb costs at most the cap). What it
+//! holds is reserved against the collector-wide bound on bytes in flight as it grows.
 
 use std::io::Read;
 
@@ -9,6 +10,7 @@ use hyper::body::Body;
 use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::StatusCode;
 
+use super::inflight::Reservation;
 use super::ApiError;
 
 /// Check the media type: JSON, or text/plain because browsers send beacons that way. A
@@ -29,8 +31,14 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Read the whole body, decompressing gzip, refusing anything over `max` bytes.
-pub async fn read_body<B>(headers: &HeaderMap, body: B, max: usize) -> Result<Bytes, ApiError>
+/// Read the whole body, decompressing gzip, refusing anything over `max` bytes. `held` grows
+/// with what is read (the body as sent, and after gunzip both copies).
+pub async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    max: usize,
+    held: &mut Reservation,
+) -> Result<Bytes, ApiError>
 where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -49,25 +57,37 @@ where
             ))
         }
     };
-    if declared_length(headers).is_some_and(|len| len > max as u64) {
-        return Err(too_large(max));
+    match declared_length(headers) {
+        Some(len) if len > max as u64 => return Err(too_large(max)),
+        Some(len) => held.grow_to(len as usize)?,
+        None => {}
     }
-    let raw = collect_capped(std::pin::pin!(body), max).await?;
+    let raw = collect_capped(std::pin::pin!(body), max, held).await?;
     if !gzip {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity((raw.len() * 4).min(max + 1));
-    let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]).take(max as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("body is not valid gzip: {e}"),
-        )
-    })?;
-    if out.len() > max {
-        return Err(too_large(max));
+    gunzip(&raw, max, held)
+}
+
+/// Decompress a gzip body (one member or several) in steps, reserving as the output grows.
+fn gunzip(raw: &[u8], max: usize, held: &mut Reservation) -> Result<Bytes, ApiError> {
+    const STEP: usize = 64 << 10;
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1);
+    loop {
+        held.grow_to(raw.len() + out.len() + STEP)?;
+        let before = out.len();
+        (&mut dec)
+            .take(STEP as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
+        if out.len() > max {
+            return Err(too_large(max));
+        }
+        if out.len() - before < STEP {
+            return Ok(Bytes::from(out));
+        }
     }
-    Ok(Bytes::from(out))
 }
 
 /// A body found larger than the cap is read on, and thrown away, up to this many times the
@@ -88,7 +108,11 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Collect the body's data frames, refusing them once they pass `max` bytes.
-async fn collect_capped<B>(mut body: std::pin::Pin<&mut B>, max: usize) -> Result<Bytes, ApiError>
+async fn collect_capped<B>(
+    mut body: std::pin::Pin<&mut B>,
+    max: usize,
+    held: &mut Reservation,
+) -> Result<Bytes, ApiError>
 where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -109,6 +133,7 @@ where
         if len > max {
             return Err(too_large(max));
         }
+        held.grow_to(len)?;
         chunks.push(data.copy_to_bytes(data.remaining()));
     }
     Ok(match chunks.len() {
@@ -118,11 +143,12 @@ where
     })
 }
 
-/// After a 413: read and drop the rest of the body, up to [`DRAIN_FACTOR`] times the cap (and
-/// not at all when `Content-Length` says more), so the client is not cut off mid-send and gets
-/// to read the answer. Closing a socket with unread data resets the connection, and the client
-/// may lose the 413 with it. The caller bounds the time it takes.
-pub async fn discard_oversize<B: Body>(headers: &HeaderMap, body: B, max: usize) {
+/// After a refusal that came before the body's end (413, or 503 at the bound on bytes in
+/// flight): read and drop the rest of the body, up to [`DRAIN_FACTOR`] times the cap (and not
+/// at all when `Content-Length` says more), so the client is not cut off mid-send and gets to
+/// read the answer. Closing a socket with unread data resets the connection, and the client
+/// may lose the answer with it. The caller bounds the time it takes.
+pub async fn discard_rest<B: Body>(headers: &HeaderMap, body: B, max: usize) {
     let limit = max.saturating_mul(DRAIN_FACTOR);
     let declared = declared_length(headers);
     if declared.is_some_and(|len| len > (max + limit) as u64) {
@@ -141,8 +167,49 @@ pub async fn discard_oversize<B: Body>(headers: &HeaderMap, body: B, max: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::inflight::InFlight;
     use http_body_util::Full;
     use std::io::Write;
+
+    fn unbounded() -> Reservation {
+        InFlight::new(0).reservation()
+    }
+
+    #[tokio::test]
+    async fn what_is_read_is_reserved() {
+        let pool = InFlight::new(1000);
+        let mut held = pool.reservation();
+        let body = Full::new(Bytes::from(vec![b' '; 600]));
+        read_body(&HeaderMap::new(), body, 10_000, &mut held)
+            .await
+            .unwrap();
+        assert_eq!(held.bytes(), 600);
+        let mut other = pool.reservation();
+        let h = headers(&[("content-length", "500")]);
+        let e = read_body(&h, Full::new(Bytes::new()), 10_000, &mut other)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "refused from the header"
+        );
+        drop(held);
+        let h = headers(&[("content-encoding", "gzip")]);
+        let e = read_body(
+            &h,
+            Full::new(Bytes::from(gz(&[b'a'; 5000]))),
+            10_000,
+            &mut other,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gunzip output counts too"
+        );
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -160,14 +227,24 @@ mod tests {
 
     #[tokio::test]
     async fn plain_and_gzip() {
-        let b = read_body(&HeaderMap::new(), Full::new(Bytes::from("{}")), 10)
-            .await
-            .unwrap();
+        let b = read_body(
+            &HeaderMap::new(),
+            Full::new(Bytes::from("{}")),
+            10,
+            &mut unbounded(),
+        )
+        .await
+        .unwrap();
         assert_eq!(b, "{}");
         let h = headers(&[("content-encoding", "gzip")]);
-        let b = read_body(&h, Full::new(Bytes::from(gz(b"{\"a\":1}"))), 100)
-            .await
-            .unwrap();
+        let b = read_body(
+            &h,
+            Full::new(Bytes::from(gz(b"{\"a\":1}"))),
+            100,
+            &mut unbounded(),
+        )
+        .await
+        .unwrap();
         assert_eq!(b, "{\"a\":1}");
     }
 
@@ -177,6 +254,7 @@ mod tests {
             &HeaderMap::new(),
             Full::new(Bytes::from(vec![b' '; 11])),
             10,
+            &mut unbounded(),
         )
         .await
         .unwrap_err();
@@ -184,7 +262,7 @@ mod tests {
         let bomb = gz(&vec![b' '; 1 << 20]);
         assert!(bomb.len() < 10_000);
         let h = headers(&[("content-encoding", "gzip")]);
-        let e = read_body(&h, Full::new(Bytes::from(bomb)), 10_000)
+        let e = read_body(&h, Full::new(Bytes::from(bomb)), 10_000, &mut unbounded())
             .await
             .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -229,30 +307,35 @@ mod tests {
         let (body, read) = chunks(3, 10);
         let mut body = std::pin::pin!(body);
         let h = headers(&[("content-length", "30")]);
-        let e = read_body(&h, body.as_mut(), 10).await.unwrap_err();
+        let e = read_body(&h, body.as_mut(), 10, &mut unbounded())
+            .await
+            .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(read.load(SeqCst), 0);
-        discard_oversize(&h, body.as_mut(), 10).await;
+        discard_rest(&h, body.as_mut(), 10).await;
         assert_eq!(read.load(SeqCst), 3);
         // Declared far too large: not read at all.
         let (body, read) = chunks(100, 10);
         let h = headers(&[("content-length", "1000")]);
-        discard_oversize(&h, body, 10).await;
+        discard_rest(&h, body, 10).await;
         assert_eq!(read.load(SeqCst), 0);
         // Undeclared and far too large: read to the cap, then on to a few times the cap.
         let (body, read) = chunks(100, 5);
         let mut body = std::pin::pin!(body);
-        let e = read_body(&HeaderMap::new(), body.as_mut(), 10)
+        let e = read_body(&HeaderMap::new(), body.as_mut(), 10, &mut unbounded())
             .await
             .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(read.load(SeqCst), 3);
-        discard_oversize(&HeaderMap::new(), body.as_mut(), 10).await;
+        discard_rest(&HeaderMap::new(), body.as_mut(), 10).await;
         assert_eq!(read.load(SeqCst), 3 + 9);
         // Several chunks that fit are joined.
         let (body, _) = chunks(3, 3);
         assert_eq!(
-            read_body(&HeaderMap::new(), body, 10).await.unwrap().len(),
+            read_body(&HeaderMap::new(), body, 10, &mut unbounded())
+                .await
+                .unwrap()
+                .len(),
             9
         );
     }
@@ -261,7 +344,7 @@ mod tests {
     async fn bad_encoding_and_type() {
         let h = headers(&[("content-encoding", "br")]);
         assert_eq!(
-            read_body(&h, Full::new(Bytes::new()), 10)
+            read_body(&h, Full::new(Bytes::new()), 10, &mut unbounded())
                 .await
                 .unwrap_err()
                 .status,
@@ -269,7 +352,7 @@ mod tests {
         );
         let h = headers(&[("content-encoding", "gzip")]);
         assert_eq!(
-            read_body(&h, Full::new(Bytes::from("nope")), 10)
+            read_body(&h, Full::new(Bytes::from("nope")), 10, &mut unbounded())
                 .await
                 .unwrap_err()
                 .status,

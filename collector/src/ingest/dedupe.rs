@@ -1,15 +1,25 @@
 //! Recently accepted messageIds, so an event sent twice is stored once. Browsers resend what
 //! they could not see acknowledged (a page left while its batch was in flight), and server
-//! SDKs retry after timeouts; both keep the messageId. Ids are remembered per source (or write
-//! key in open mode) and only after the spool has the event, so a refused request can always
-//! be retried. Bounded: ids live in two generations of `capacity` ids each; when the current
-//! one is full, the previous one is forgotten, so at least the last `capacity` ids (and at
-//! most twice as many) are remembered. Not shared across restarts or collectors, so
-//! downstream jobs should still dedupe by messageId.
+//! SDKs retry after timeouts; both resend the same event with the same messageId. Ids are
+//! remembered only after the spool has the event, so a refused request can always be retried.
+//!
+//! The key is more than the messageId. Segment dedupes on messageId per source, which trusts
+//! every client to make unique ids; a buggy or hostile one that sends a constant id (`"1"`)
+//! would have every other user's events with that id acknowledged and dropped. So the key is the
+//! source (or write key in open mode), the messageId, the type, the event or page name, the
+//! userId and the anonymousId: a resend repeats all of them, while different users' events
+//! never share a key. (An empty messageId is replaced by a fresh one before this; see enrich.)
+//!
+//! Bounded: keys live in two generations of `capacity` each; when the current one is full,
+//! the previous one is forgotten, so at least the last `capacity` keys (and at most twice as
+//! many) are remembered. Not shared across restarts or collectors, so downstream jobs should
+//! still dedupe by messageId.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
+
+use crate::sinks::meta::EventMeta;
 
 /// Keys are already uniform 64-bit hashes (from a per-process random seed, so clients cannot
 /// aim ids at one bucket): the sets use them as they are.
@@ -53,9 +63,16 @@ impl Dedupe {
         }
     }
 
-    /// The key of one event: its scope and messageId, hashed to 64 bits.
-    pub fn key(&self, scope: &str, message_id: &str) -> u64 {
-        self.seed.hash_one((scope, message_id))
+    /// The key of one event: its scope, messageId, type, name and user ids, hashed to 64 bits.
+    pub fn key(&self, scope: &str, meta: &EventMeta) -> u64 {
+        self.seed.hash_one((
+            scope,
+            meta.message_id.as_deref(),
+            meta.kind.as_deref(),
+            meta.event_name(),
+            meta.user_id.as_deref(),
+            meta.anonymous_id.as_deref(),
+        ))
     }
 
     /// For each key, whether it is new: neither remembered nor repeated earlier in `keys`.
@@ -101,10 +118,37 @@ impl Dedupe {
 mod tests {
     use super::*;
 
+    fn meta<'a>(id: &'a str, user: &'a str) -> EventMeta<'a> {
+        EventMeta {
+            kind: Some("track".into()),
+            event: Some("Clicked".into()),
+            message_id: Some(id.into()),
+            user_id: Some(user.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_key_tells_users_and_events_apart() {
+        let d = Dedupe::new(10);
+        let k = d.key("web", &meta("1", "u1"));
+        assert_eq!(k, d.key("web", &meta("1", "u1")), "a resend");
+        assert_ne!(
+            k,
+            d.key("web", &meta("1", "u2")),
+            "another user's constant id"
+        );
+        assert_ne!(k, d.key("app", &meta("1", "u1")), "another source");
+        let mut page = meta("1", "u1");
+        page.kind = Some("page".into());
+        assert_ne!(k, d.key("web", &page), "another type");
+    }
+
     #[test]
     fn remembers_per_scope_and_forgets_the_oldest() {
         let d = Dedupe::new(2);
-        let (a, b, c) = (d.key("web", "m1"), d.key("web", "m2"), d.key("web", "m3"));
+        let key = |scope: &str, id: &str| d.key(scope, &meta(id, "u"));
+        let (a, b, c) = (key("web", "m1"), key("web", "m2"), key("web", "m3"));
         assert_eq!(
             d.fresh(&[a, b, a]),
             [true, true, false],
@@ -113,21 +157,21 @@ mod tests {
         d.remember(&[a, b]);
         assert_eq!(d.fresh(&[a, b]), [false, false]);
         assert_eq!(
-            d.fresh(&[d.key("app", "m1")]),
+            d.fresh(&[key("app", "m1")]),
             [true],
             "another source's m1 is another event"
         );
-        assert_ne!(d.key("we", "bm1"), d.key("web", "m1"));
+        assert_ne!(key("we", "bm1"), key("web", "m1"));
         d.remember(&[c]);
         assert_eq!(d.fresh(&[a, c]), [false, false], "two generations are kept");
-        d.remember(&[d.key("web", "m4")]);
+        d.remember(&[key("web", "m4")]);
         assert_eq!(
             d.fresh(&[a, b, c]),
             [true, true, false],
             "the oldest generation is forgotten"
         );
         let many: Vec<u64> = (0..40)
-            .map(|i| d.key("big", &format!("m{}", i % 20)))
+            .map(|i| key("big", &format!("m{}", i % 20)))
             .collect();
         assert_eq!(
             d.fresh(&many),

@@ -2,12 +2,16 @@
 //!
 //! - `receivedAt`: when the collector received the request.
 //! - `sentAt`: the client's send time (batch-level, or the message's own).
-//! - `originalTimestamp`: the client's `timestamp`, untouched.
+//! - `originalTimestamp`: the client's `timestamp`: its text when that is RFC 3339, else the same
+//!   time written in RFC 3339 at the client's offset (ISO-8601 forms SDKs send without a colon
+//!   in the offset, or without an offset, are taken too).
 //! - `timestamp`: corrected for client clock skew: `receivedAt - (sentAt - originalTimestamp)`;
 //!   `receivedAt` when the client sent no timestamp.
-//! - `messageId`: a UUID v4 when the client sent none.
+//!   When that lands outside years 0001-9999 (a client clock far off), `receivedAt`.
+//! - `messageId`: a UUID v4 when the client sent none, or an empty one.
 //! - `context.ip`: the client IP (the message's own, else the connection's), anonymized by default.
-//! - `context.userAgent`: the User-Agent header when the message has none.
+//! - `context.userAgent`: the User-Agent header when the message has none, cut to
+//!   [`MAX_USER_AGENT_BYTES`] (it is copied into every event of the request).
 //! - `context.browser`, `context.os`, `context.device.type`, `context.bot`: parsed from it.
 //! - `source`: the configured source the write key belongs to; without sources (open mode),
 //!   `writeKey`: the key the request was sent with.
@@ -22,9 +26,38 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::event::{raw_string, Event};
 use super::ip;
+use super::ip::IpMode;
 use super::useragent::{self, UserAgentInfo};
-use super::validate::parse_timestamp;
-use crate::config::IpMode;
+use super::validate::{in_calendar, parse_timestamp, read_time, rfc3339};
+
+/// The most of the User-Agent header copied into each event (and parsed): real ones are 100 to
+/// 300 bytes; a 16 KB one would be copied into every event of a batch.
+pub const MAX_USER_AGENT_BYTES: usize = 512;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The client's timestamp corrected for its clock's skew, or `received_at` when the
+/// correction leaves the calendar (a client clock thousands of years off).
+fn skew_corrected(
+    received_at: DateTime<Utc>,
+    sent_at: DateTime<Utc>,
+    client_ts: DateTime<Utc>,
+) -> DateTime<Utc> {
+    received_at
+        .checked_sub_signed(sent_at.signed_duration_since(client_ts))
+        .filter(|t| in_calendar(*t))
+        .unwrap_or(received_at)
+}
 
 /// Request-wide facts applied to each event.
 #[derive(Debug, Clone)]
@@ -114,9 +147,10 @@ impl<'a> Enricher<'a> {
                 .client_ip
                 .and_then(|ip| ip::apply(info.ip_mode, ip))
                 .map(|ip| raw_string(&ip.to_string())),
-            user_agent: info
-                .user_agent
-                .map(|ua| (raw_string(ua), useragent::parse(ua))),
+            user_agent: info.user_agent.map(|ua| {
+                let ua = cut(ua, MAX_USER_AGENT_BYTES);
+                (raw_string(ua), useragent::parse(ua))
+            }),
             timestamp: OnceCell::new(),
             info,
         }
@@ -135,19 +169,31 @@ impl<'a> Enricher<'a> {
             (None, None) => {}
         }
         let sent_at = own_sent_at.or(info.sent_at);
-        let client_ts = ev.str("timestamp").and_then(|s| parse_timestamp(&s));
+        let client = ev.str("timestamp").and_then(|s| read_time(&s).ok());
+        let client_ts = client.map(|(t, _)| t.with_timezone(&Utc));
         let timestamp = match (client_ts, sent_at) {
-            (Some(ts), Some(sent)) => received_at - (sent - ts),
+            (Some(ts), Some(sent)) => skew_corrected(received_at, sent, ts),
             (Some(ts), None) => ts,
             (None, _) => received_at,
         };
-        if client_ts.is_some() && ev.present("originalTimestamp").is_none() {
-            let original = ev.get_cow("timestamp").expect("timestamp was read");
-            ev.set("originalTimestamp", original);
+        match (client, ev.present("originalTimestamp").is_some()) {
+            (Some((_, true)), false) => {
+                let original = ev.get_cow("timestamp").expect("timestamp was read");
+                ev.set("originalTimestamp", original);
+            }
+            (Some((t, false)), false) => ev.set_str("originalTimestamp", &rfc3339(t)),
+            (_, true) => {
+                // The client's own: stored as RFC 3339 too (validation checked it is a time).
+                let own = ev.str("originalTimestamp").and_then(|s| read_time(&s).ok());
+                if let Some((t, false)) = own {
+                    ev.set_str("originalTimestamp", &rfc3339(t));
+                }
+            }
+            (None, false) => {}
         }
         ev.set("timestamp", self.timestamp_json(timestamp));
 
-        if ev.str("messageId").is_none() {
+        if ev.str("messageId").is_none_or(|id| id.trim().is_empty()) {
             ev.set_str("messageId", &uuid::Uuid::new_v4().to_string());
         }
         if let Some(defaults) = info.integrations {
@@ -201,10 +247,11 @@ impl<'a> Enricher<'a> {
                 }
                 None => return Ok(()),
             },
-            Some(ua) if self.info.user_agent == Some(&*ua) => {
-                AgentFields::borrowed(&header.expect("the header was read").1)
-            }
-            Some(ua) => AgentFields::owned(&useragent::parse(&ua)),
+            Some(ua) if self.info.user_agent == Some(&*ua) => match header {
+                Some((_, agent)) => AgentFields::borrowed(agent),
+                None => return Ok(()),
+            },
+            Some(ua) => AgentFields::owned(&useragent::parse(cut(&ua, MAX_USER_AGENT_BYTES))),
         };
         if let Some(browser) = agent.browser {
             ctx.set("browser", browser);

@@ -5,12 +5,15 @@
 //! reported by index, and the rest of the batch is stored. The call returns only after the
 //! accepted events are fsync'd in the spool.
 
+pub mod budget;
 pub mod decode;
 pub mod dedupe;
 pub mod enrich;
 pub mod event;
+pub mod inflight;
 pub mod ip;
 pub mod message;
+pub mod rejected;
 pub mod screen;
 pub mod useragent;
 pub mod validate;
@@ -25,8 +28,7 @@ use serde_json::value::RawValue;
 
 use std::sync::Arc;
 
-use crate::config::IngestConfig;
-use crate::deadletter::{DeadLetter, DeadLetters};
+use crate::deadletter::DeadLetters;
 use crate::inspector::Inspector;
 use crate::ratelimit::RateLimits;
 use crate::sinks::meta::EventMeta;
@@ -34,11 +36,42 @@ use crate::sources::{Policy, Source};
 use crate::spool::{AppendError, Spool};
 use enrich::{Enricher, RequestInfo};
 use event::Event;
+use inflight::Reservation;
 use message::MessageType;
+use rejected::{cap_reason, DeadBatch};
 
 /// About what ingest adds to an event (the spool header, receivedAt, timestamps, context.ip):
 /// room reserved per event in the request's output buffer.
 const EXTRA_BYTES_PER_EVENT: usize = 512;
+
+/// Ingest's options.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// How many recent messageIds deduplication remembers.
+    pub dedupe_ids: usize,
+    pub max_body_bytes: usize,
+    /// How long a client may take to send the body.
+    pub body_timeout: std::time::Duration,
+    pub max_event_bytes: usize,
+    pub trust_proxy: ip::TrustProxy,
+    pub ip: ip::IpMode,
+    /// The bound on request bytes held at once (0: none).
+    pub max_body_bytes_in_flight: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            dedupe_ids: 100_000,
+            max_body_bytes: 512_000,
+            body_timeout: std::time::Duration::from_secs(30),
+            max_event_bytes: 32 * 1024,
+            trust_proxy: ip::TrustProxy::default(),
+            ip: ip::IpMode::Anonymize,
+            max_body_bytes_in_flight: inflight::DEFAULT_MAX_BYTES,
+        }
+    }
+}
 
 /// A whole-request failure: an HTTP status and a message naming the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +125,8 @@ pub struct Ingest {
     pub policy: Arc<Policy>,
     pub limits: RateLimits,
     pub dedupe: dedupe::Dedupe,
+    /// The bound on request bytes held at once.
+    pub in_flight: inflight::InFlight,
 }
 
 /// The write key from HTTP Basic auth: Segment puts it in the username.
@@ -157,7 +192,8 @@ impl Ingest {
         body: &[u8],
         endpoint: Endpoint,
         headers: &HeaderMap,
-        peer: IpAddr,
+        client_ip: IpAddr,
+        held: &mut Reservation,
     ) -> Result<Outcome, ApiError> {
         let env = match endpoint {
             Endpoint::Batch => message::parse_batch(body)?,
@@ -166,17 +202,13 @@ impl Ingest {
         let sent_at = match &env.sent_at {
             None => None,
             Some(serde_json::Value::String(s)) => {
-                Some(validate::parse_timestamp(s).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("`sentAt` is not an ISO-8601 date-time: {s:?}"),
-                    )
+                Some(validate::read_timestamp(s).map_err(|bad| {
+                    ApiError::bad_request(bad.reason("sentAt", &format!("{s:?}")))
                 })?)
             }
             Some(other) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("`sentAt` is not an ISO-8601 date-time: {other}"),
+                return Err(ApiError::bad_request(
+                    validate::BadTime::NotADate.reason("sentAt", &other.to_string()),
                 ))
             }
         };
@@ -193,7 +225,7 @@ impl Ingest {
         let enricher = Enricher::new(RequestInfo {
             source: source.as_ref().map(|s| s.name.as_str()),
             received_at: chrono::Utc::now(),
-            client_ip: Some(ip::client_ip(peer, headers, self.cfg.trust_proxy)),
+            client_ip: Some(client_ip),
             ip_mode: self.cfg.ip,
             user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
             write_key: if source.is_some() {
@@ -217,26 +249,39 @@ impl Ingest {
         let mut spans = Vec::with_capacity(env.events.len());
         let mut keys = Vec::with_capacity(env.events.len());
         let mut outcome = Outcome::default();
-        let mut dead = Vec::new();
+        let mut dead = DeadBatch::new(body.len());
         let scope = info.source.or(info.write_key).unwrap_or("");
+        let mut store = budget::Budget::for_body(body.len());
         for (index, item) in env.events.into_iter().enumerate() {
             let raw = item.raw;
             let start = out.len();
-            match self.prepare(item, route, &enricher, source.as_deref(), scope, &mut out) {
+            let prepared = if store.spent() {
+                Err(store.refusal())
+            } else {
+                self.prepare(item, route, &enricher, source.as_deref(), scope, &mut out)
+            };
+            let prepared = prepared.and_then(|key| match store.charge(out.len() - start) {
+                true => Ok(key),
+                false => {
+                    out.truncate(start);
+                    Err(store.refusal())
+                }
+            });
+            match prepared {
                 Ok(key) => {
                     keys.push(key);
                     spans.push(start..out.len());
                 }
                 Err(reason) => {
-                    dead.push(DeadLetter {
-                        stage: "validate",
-                        reason: reason.clone(),
-                        event: RawValue::from_string(raw.to_owned()).expect("event text is JSON"),
-                    });
+                    let reason = cap_reason(reason);
+                    dead.push(raw, &reason);
                     outcome.rejected.push((index, reason));
                 }
             }
         }
+        let dead = dead.finish();
+        // The enriched events are held until the spool has them.
+        held.grow_to(held.bytes() + out.len())?;
         if out.capacity() > out.len() + out.len() / 4 {
             // The spool's window of recent records keeps the buffer: no large slack in it.
             out.shrink_to_fit();
@@ -299,7 +344,8 @@ impl Ingest {
     }
 
     /// One event: size cap → parse → validate → enrich → bytes appended to `out`; returns its
-    /// dedupe key. Nothing is appended when the event is refused.
+    /// dedupe key. Nothing is appended when the event is refused. The size cap holds for the
+    /// event as received and again for the event as stored.
     fn prepare<'r>(
         &self,
         item: message::Item<'r>,
@@ -332,11 +378,19 @@ impl Ingest {
             message_id: ev.str("messageId"),
             received_at: ev.str("receivedAt"),
         };
+        let start = out.len();
         meta.write_header(out);
+        let json_start = out.len();
         ev.write(out);
-        Ok(self
-            .dedupe
-            .key(scope, meta.message_id.as_deref().unwrap_or_default()))
+        let size = out.len() - json_start;
+        if size > self.cfg.max_event_bytes {
+            out.truncate(start);
+            return Err(format!(
+                "event is {size} bytes after enrichment; the limit is {} bytes",
+                self.cfg.max_event_bytes
+            ));
+        }
+        Ok(self.dedupe.key(scope, &meta))
     }
 }
 

@@ -1,23 +1,74 @@
 //! The Segment spec's rules for one event. A failure is a reason string that names the field;
 //! the event is dead-lettered and the rest of the batch goes on.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
 
 use super::event::{kind, raw_string, Event, Kind};
 use super::message::MessageType;
 
-/// Parse an ISO-8601 date-time as real SDKs send it: RFC 3339 with `Z` or an offset, any
+/// Why a date-time was refused: not one at all, or outside the years RFC 3339 can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadTime {
+    NotADate,
+    OutOfRange,
+}
+
+impl BadTime {
+    /// The reason for a field holding this value (`raw` is its JSON text or the string).
+    pub fn reason(self, field: &str, raw: &str) -> String {
+        match self {
+            BadTime::NotADate => format!("`{field}` is not an ISO-8601 date-time: {raw}"),
+            BadTime::OutOfRange => {
+                format!("`{field}` {raw} is outside years 0001-9999 (UTC)")
+            }
+        }
+    }
+}
+
+/// The first and last instants every reader of RFC 3339 takes: years 0001 to 9999, in UTC.
+pub fn in_calendar(t: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&t.year())
+}
+
+/// Read an ISO-8601 date-time as real SDKs send it: RFC 3339 with `Z` or an offset, any
 /// fraction (milli- or microseconds), an offset without a colon (`+0000`), or no offset (UTC).
+/// Returns the instant with the client's offset, and whether the text is RFC 3339 as it stands.
+/// Instants outside years 0001-9999 (in UTC or at their offset) are refused: RFC 3339 cannot
+/// write them.
+pub fn read_time(s: &str) -> Result<(DateTime<FixedOffset>, bool), BadTime> {
+    let (t, strict) = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => (t, true),
+        Err(_) => {
+            let t = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+                .or_else(|_| {
+                    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                        .map(|t| t.and_utc().fixed_offset())
+                })
+                .map_err(|_| BadTime::NotADate)?;
+            (t, false)
+        }
+    };
+    if in_calendar(t.with_timezone(&Utc)) && (1..=9999).contains(&t.year()) {
+        Ok((t, strict))
+    } else {
+        Err(BadTime::OutOfRange)
+    }
+}
+
+/// [`read_time`] as an instant in UTC.
+pub fn read_timestamp(s: &str) -> Result<DateTime<Utc>, BadTime> {
+    read_time(s).map(|(t, _)| t.with_timezone(&Utc))
+}
+
+/// A valid date-time as it is stored: the text when it is RFC 3339 already, else the same
+/// instant written in RFC 3339 at the client's offset (`Z` for UTC).
+pub fn rfc3339(t: DateTime<FixedOffset>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// [`read_timestamp`], when only a valid instant matters.
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
-        return Some(t.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|t| t.and_utc())
+    read_timestamp(s).ok()
 }
 
 /// An id field (userId, anonymousId, groupId, previousId, messageId): a non-empty string, or
@@ -72,8 +123,12 @@ pub fn validate(ev: &mut Event, route: Option<MessageType>) -> Result<MessageTyp
     }
     for key in ["timestamp", "sentAt", "originalTimestamp"] {
         if let Some(v) = ev.present(key) {
-            if ev.str(key).and_then(|s| parse_timestamp(&s)).is_none() {
-                return Err(format!("`{key}` is not an ISO-8601 date-time: {v}"));
+            let read = ev
+                .str(key)
+                .ok_or(BadTime::NotADate)
+                .and_then(|s| read_timestamp(&s));
+            if let Err(bad) = read {
+                return Err(bad.reason(key, v));
             }
         }
     }
@@ -221,5 +276,42 @@ mod tests {
         );
         assert!(t("2026-11-28").is_none());
         assert!(t("not a date").is_none());
+        // The calendar RFC 3339 can write, in UTC and at the client's offset.
+        assert!(t("0001-01-01T00:00:00Z").is_some());
+        assert!(t("9999-12-31T23:59:59.999Z").is_some());
+        assert_eq!(
+            read_timestamp("0001-01-01T00:30:00+01:00"),
+            Err(BadTime::OutOfRange)
+        );
+        assert_eq!(
+            read_timestamp("9999-12-31T23:00:00-02:00"),
+            Err(BadTime::OutOfRange)
+        );
+        assert_eq!(
+            read_timestamp("+262000-01-01T00:00:00"),
+            Err(BadTime::OutOfRange)
+        );
+        assert_eq!(
+            read_timestamp("-0001-01-01T00:00:00"),
+            Err(BadTime::OutOfRange)
+        );
+        assert_eq!(
+            read_timestamp("0000-01-01T00:00:00Z"),
+            Err(BadTime::OutOfRange)
+        );
+        // What is stored: RFC 3339 text as it is, other forms rewritten at their offset.
+        let stored = |s| {
+            let (t, strict) = read_time(s).unwrap();
+            (strict, rfc3339(t))
+        };
+        assert_eq!(
+            stored("2026-11-28T15:09:38.1+0200"),
+            (false, "2026-11-28T15:09:38.100+02:00".into())
+        );
+        assert_eq!(
+            stored("2026-11-28T15:09:38"),
+            (false, "2026-11-28T15:09:38Z".into())
+        );
+        assert!(stored("2026-11-28T15:09:38.123456-05:00").0);
     }
 }

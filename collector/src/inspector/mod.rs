@@ -5,6 +5,11 @@
 //! It costs nothing when disabled (ingest holds `None`). When enabled, ingest only pushes a
 //! cheap entry into a bounded broadcast channel, which never waits: a slow viewer misses
 //! entries and is told how many (`dropped`), and ingest never slows down for it.
+//!
+//! Memory is bounded: an entry keeps at most [`MAX_EVENT_BYTES`] of its event (a longer one is
+//! kept as the start of its text, in a JSON string, with its full size in `truncated`), the ring
+//! keeps [`RING_CAPACITY`] entries and the channel [`CHANNEL_CAPACITY`], and a reply of
+//! `/debug/events` holds at most [`MAX_REPLY_BYTES`] of events (the rest are counted).
 
 pub mod page;
 pub mod stream;
@@ -20,9 +25,13 @@ use tokio::sync::broadcast;
 use crate::sinks::meta::EventMeta;
 
 /// Entries a viewer may fall behind before it starts missing some.
-const CHANNEL_CAPACITY: usize = 1024;
+pub const CHANNEL_CAPACITY: usize = 1024;
 /// Entries kept for `GET /debug/events`.
-const RING_CAPACITY: usize = 1000;
+pub const RING_CAPACITY: usize = 1000;
+/// The most of an event an entry keeps.
+pub const MAX_EVENT_BYTES: usize = 8 * 1024;
+/// About the most event bytes one `GET /debug/events` returns.
+pub const MAX_REPLY_BYTES: usize = 1 << 20;
 
 /// One accepted or rejected event, as viewers see it.
 #[derive(Debug, Clone, Serialize)]
@@ -38,17 +47,32 @@ pub struct Entry {
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The enriched event (accepted) or the event as received (rejected).
+    /// The enriched event (accepted) or the event as received (rejected); when it was longer
+    /// than [`MAX_EVENT_BYTES`], a JSON string holding the start of its text.
     pub event: Box<RawValue>,
+    /// The event's size in bytes, when `event` holds only its start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<usize>,
+}
+
+/// An event's text for an entry: whole when short, else the start of it in a JSON string.
+fn kept(json: &[u8]) -> (Box<RawValue>, Option<usize>) {
+    let text = String::from_utf8_lossy(json);
+    if json.len() <= MAX_EVENT_BYTES {
+        if let Ok(v) = RawValue::from_string(text.into_owned()) {
+            return (v, None);
+        }
+        return (RawValue::from_string("null".into()).unwrap(), None);
+    }
+    let start = crate::ingest::enrich::cut(&text, MAX_EVENT_BYTES - 16);
+    let quoted = serde_json::to_string(&format!("{start}…")).expect("strings serialize");
+    (RawValue::from_string(quoted).unwrap(), Some(json.len()))
 }
 
 impl Entry {
     fn new(status: &'static str, json: &[u8], reason: Option<String>) -> Entry {
         let (meta, json) = EventMeta::split(json);
-        let event = std::str::from_utf8(json)
-            .ok()
-            .and_then(|s| RawValue::from_string(s.to_string()).ok())
-            .unwrap_or_else(|| RawValue::from_string("null".into()).unwrap());
+        let (event, truncated) = kept(json);
         Entry {
             status,
             name: meta.event_name().map(Into::into),
@@ -59,8 +83,38 @@ impl Entry {
             message_id: meta.message_id.map(Into::into),
             reason,
             event,
+            truncated,
         }
     }
+
+    /// About the bytes this entry takes in a reply.
+    fn size(&self) -> usize {
+        let field = |f: &Option<String>| f.as_ref().map_or(0, String::len);
+        self.event.get().len()
+            + field(&self.reason)
+            + field(&self.name)
+            + field(&self.anonymous_id)
+            + field(&self.user_id)
+            + 160
+    }
+}
+
+/// What `GET /debug/events` returns.
+#[derive(Debug, Serialize)]
+pub struct Recent {
+    #[serde(serialize_with = "entries")]
+    pub events: Vec<Arc<Entry>>,
+    /// Entries that matched and fit the limit but not the reply's byte cap.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+}
+
+fn entries<S: serde::Serializer>(v: &[Arc<Entry>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|e| &**e))
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What a viewer wants to see; empty fields match everything.
@@ -143,18 +197,22 @@ impl Inspector {
         self.publish(Entry::new("rejected", raw, Some(reason.to_string())));
     }
 
-    /// Recent entries matching `filter`, oldest first, at most `limit`.
-    pub fn recent(&self, filter: &Filter, limit: usize) -> Vec<Arc<Entry>> {
+    /// The newest entries matching `filter`, oldest first: at most `limit` of them and about
+    /// [`MAX_REPLY_BYTES`].
+    pub fn recent(&self, filter: &Filter, limit: usize) -> Recent {
         let ring = self.ring.lock().unwrap();
-        let mut out: Vec<_> = ring
-            .iter()
-            .rev()
-            .filter(|e| filter.matches(e))
-            .take(limit)
-            .cloned()
-            .collect();
-        out.reverse();
-        out
+        let matching = ring.iter().rev().filter(|e| filter.matches(e)).take(limit);
+        let (mut events, mut omitted, mut bytes) = (Vec::new(), 0, 0);
+        for e in matching {
+            bytes += e.size();
+            if bytes > MAX_REPLY_BYTES && !events.is_empty() {
+                omitted += 1;
+            } else {
+                events.push(e.clone());
+            }
+        }
+        events.reverse();
+        Recent { events, omitted }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Entry>> {
@@ -179,7 +237,7 @@ mod tests {
             br#"{"type":"track"}"#,
             "track needs a non-empty string `event`",
         );
-        let all = i.recent(&Filter::default(), 10);
+        let all = i.recent(&Filter::default(), 10).events;
         assert_eq!(all.len(), 3);
         assert_eq!(all[2].status, "rejected");
         assert_eq!(
@@ -187,20 +245,43 @@ mod tests {
             Some("track needs a non-empty string `event`")
         );
         let f = Filter::from_query(Some("type=track&event=Buy"));
-        let hits = i.recent(&f, 10);
+        let hits = i.recent(&f, 10).events;
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].message_id.as_deref(), Some("m1"));
         assert_eq!(
-            i.recent(&Filter::from_query(Some("anonymousId=a2")), 10)[0]
+            i.recent(&Filter::from_query(Some("anonymousId=a2")), 10)
+                .events[0]
                 .name
                 .as_deref(),
             Some("Home")
         );
         assert_eq!(
-            i.recent(&Filter::default(), 1)[0].status,
+            i.recent(&Filter::default(), 1).events[0].status,
             "rejected",
             "limit keeps the newest"
         );
+    }
+
+    #[test]
+    fn long_events_are_cut_and_replies_capped() {
+        let i = Inspector::new();
+        let big = format!(r#"{{"type":"track","p":"{}"}}"#, "é".repeat(100_000));
+        for _ in 0..300 {
+            i.rejected(big.as_bytes(), "too big");
+        }
+        let r = i.recent(&Filter::default(), 1000);
+        assert!(r.events.len() < 300 && r.events.len() + r.omitted == 300);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(
+            text.len() <= MAX_REPLY_BYTES + MAX_EVENT_BYTES,
+            "{}",
+            text.len()
+        );
+        let e = &r.events[0];
+        assert_eq!(e.truncated, Some(big.len()));
+        let shown: String = serde_json::from_str(e.event.get()).unwrap();
+        assert!(shown.len() <= MAX_EVENT_BYTES && shown.ends_with('…'));
+        assert!(shown.starts_with(r#"{"type":"track","p":"éé"#));
     }
 
     #[tokio::test]

@@ -2,9 +2,11 @@
 //! broken sink never blocks ingest or the other sinks; it only lets the spool grow up to its
 //! disk budget.
 //!
-//! A sink implements [`Sink`]; [`drain`] owns everything generic: reading the spool from the
-//! sink's cursor, retrying with backoff, committing the cursor after durable delivery,
-//! metrics, health, and a clean close on shutdown.
+//! A sink implements [`Sink`]; [`drain`] owns everything generic: recovering the sink (retried
+//! with backoff until it succeeds), reading the spool from the sink's cursor, retrying with
+//! backoff, committing the cursor after durable delivery, metrics, health, and a clean close
+//! on shutdown. Spool records that fail their checksum are quarantined: written to the dead
+//! letters (as far as they can be read), counted, logged once, and passed; the sink goes on.
 
 use std::future::Future;
 use std::time::Duration;
@@ -102,8 +104,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::shutdown::Shutdown;
-use crate::spool::SpoolReader;
+use crate::spool::{Corrupt, SpoolReader};
 
 /// Is a sink currently delivering? Readiness reads it.
 #[derive(Clone, Debug)]
@@ -176,25 +179,41 @@ pub async fn drain<S: Sink>(
     health: SinkHealth,
     shutdown: Shutdown,
     grace: Duration,
+    dead_letters: DeadLetters,
 ) {
     let name = sink.name();
-    match sink.recover().await {
-        Ok(Some(seq)) if seq > reader.position() => {
-            tracing::info!(
-                sink = name,
-                from = reader.position(),
-                to = seq,
-                "sink output is ahead of its cursor; skipping records it already holds"
-            );
-            reader.seek(seq);
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::error!(sink = name, error = %format!("{e:#}"), "sink recovery failed; the sink will not run");
-            health.set(false);
-            return;
+    let mut backoff = Backoff { attempt: 0 };
+    loop {
+        match sink.recover().await {
+            Ok(Some(seq)) if seq > reader.position() => {
+                tracing::info!(
+                    sink = name,
+                    from = reader.position(),
+                    to = seq,
+                    "sink output is ahead of its cursor; skipping records it already holds"
+                );
+                reader.seek(seq);
+                break;
+            }
+            Ok(_) => break,
+            Err(e) => {
+                health.set(false);
+                let wait = backoff.next();
+                tracing::error!(sink = name, error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "sink recovery failed; will retry");
+                let mut stopping = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping.wait() => return,
+                }
+            }
         }
     }
+    health.set(true);
+    let ctx = Context {
+        health: &health,
+        shutdown: &shutdown,
+        dead_letters: &dead_letters,
+    };
     tracing::info!(
         sink = name,
         position = reader.position(),
@@ -217,21 +236,13 @@ pub async fn drain<S: Sink>(
                         _ = tokio::time::timeout(batching.linger, reader.wait_for(full)) => {}
                     }
                 }
-                deliver_available(&mut sink, &mut reader, &health, &mut tick, &shutdown, None).await;
+                deliver_available(&mut sink, &mut reader, &ctx, &mut tick, None).await;
             }
         }
     }
     let deadline = Instant::now() + grace;
     while reader.position() < reader.head() && Instant::now() < deadline {
-        deliver_available(
-            &mut sink,
-            &mut reader,
-            &health,
-            &mut tick,
-            &shutdown,
-            Some(deadline),
-        )
-        .await;
+        deliver_available(&mut sink, &mut reader, &ctx, &mut tick, Some(deadline)).await;
     }
     if reader.lag() > 0 {
         tracing::warn!(
@@ -253,20 +264,58 @@ async fn tick_sink<S: Sink>(sink: &mut S, reader: &SpoolReader) {
     }
 }
 
+/// What a drain loop's steps share.
+struct Context<'a> {
+    health: &'a SinkHealth,
+    shutdown: &'a Shutdown,
+    dead_letters: &'a DeadLetters,
+}
+
+/// Dead-letter damaged spool records (their bytes as far as they can be read), count them and
+/// log each stretch once.
+async fn quarantine(sink: &'static str, corrupt: Vec<Corrupt>, dead_letters: &DeadLetters) {
+    let mut letters = Vec::with_capacity(corrupt.len());
+    for c in corrupt {
+        let n = c.seqs.end - c.seqs.start;
+        metrics::counter!("collector_spool_records_quarantined_total", "sink" => sink).increment(n);
+        tracing::warn!(
+            sink,
+            segment = c.segment,
+            from = c.seqs.start,
+            to = c.seqs.end,
+            "spool records quarantined: they fail their checksum; what can be read of them goes to the dead letters"
+        );
+        // Past the record header, and the event header when it is whole, is the event.
+        let payload = c
+            .bytes
+            .get(crate::spool::RECORD_HEADER_LEN..)
+            .unwrap_or(&c.bytes);
+        let event = match meta::EventMeta::split(payload) {
+            (_, json) if !json.is_empty() => json,
+            _ => payload,
+        };
+        let reason = format!(
+            "spool records {}..{} of segment {} are damaged (checksum or framing); sink {sink} skipped them",
+            c.seqs.start, c.seqs.end, c.segment
+        );
+        letters.push(DeadLetter::from_bytes("spool", reason, event));
+    }
+    dead_letters.write(letters).await;
+}
+
 /// Read one batch and deliver it, retrying until it is delivered. Before shutdown, retries
 /// stop when shutdown fires; after it (`deadline` set), when the deadline passes.
 async fn deliver_available<S: Sink>(
     sink: &mut S,
     reader: &mut SpoolReader,
-    health: &SinkHealth,
+    ctx: &Context<'_>,
     tick: &mut tokio::time::Interval,
-    shutdown: &Shutdown,
     deadline: Option<Instant>,
 ) {
+    let (health, shutdown) = (ctx.health, ctx.shutdown);
     let name = sink.name();
     let batching = sink.batching();
     let records = match reader.read(batching.max_records, batching.max_bytes) {
-        Ok(r) if r.is_empty() => return,
         Ok(r) => r,
         Err(e) => {
             tracing::error!(sink = name, error = %e, "spool read failed");
@@ -275,6 +324,18 @@ async fn deliver_available<S: Sink>(
             return;
         }
     };
+    let corrupt = reader.take_corrupt();
+    if !corrupt.is_empty() {
+        quarantine(name, corrupt, ctx.dead_letters).await;
+        if records.is_empty() {
+            if let Err(e) = reader.commit(reader.position()) {
+                tracing::error!(sink = name, error = %e, "cursor commit failed");
+            }
+        }
+    }
+    if records.is_empty() {
+        return;
+    }
     let mut done = 0;
     let mut backoff = Backoff { attempt: 0 };
     while done < records.len() {

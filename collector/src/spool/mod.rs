@@ -27,7 +27,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use reader::SpoolReader;
-pub use record::Record;
+pub use record::{Record, HEADER_LEN as RECORD_HEADER_LEN};
+pub use segment::Corrupt;
 use segment::SegmentInfo;
 
 use crate::config::SpoolConfig;
@@ -113,6 +114,7 @@ impl Spool {
                 first_seq: first,
                 path,
                 bytes: 0,
+                next_seq: first,
             });
         }
         for spare in segment::list_spares(&cfg.dir)? {
@@ -130,6 +132,7 @@ impl Spool {
             f.sync_all()?;
             tail.bytes = scan.valid_len;
         }
+        tail.next_seq = scan.next_seq;
         let tail = tail.clone();
         let used: u64 = segments.iter().map(|s| s.bytes).sum();
         let shared = Arc::new(Shared {

@@ -1,5 +1,6 @@
 //! A sink's view of the spool: reads durable records from its own position and persists that
-//! position (the cursor) after the sink has delivered them.
+//! position (the cursor) after the sink has delivered them. Records that fail their checksum
+//! are skipped and kept aside ([`SpoolReader::take_corrupt`]) for the sink to quarantine.
 //!
 //! The cursor file holds the position as one fixed-width line, overwritten in place with a
 //! single small write and an fdatasync: the file never changes size, so the fsync has no
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::segment::SegmentReader;
+use super::segment::{Corrupt, Item, SegmentReader};
 use super::{Record, Shared};
 
 pub struct SpoolReader {
@@ -27,6 +28,8 @@ pub struct SpoolReader {
     segment: Option<SegmentReader>,
     cursor_path: PathBuf,
     cursor_file: Option<std::fs::File>,
+    /// Damaged records skipped since the last [`SpoolReader::take_corrupt`].
+    corrupt: Vec<Corrupt>,
 }
 
 /// Bytes of a cursor line: 20 digits (any u64) and a newline.
@@ -90,6 +93,7 @@ impl SpoolReader {
             segment: None,
             cursor_path,
             cursor_file: None,
+            corrupt: Vec::new(),
         })
     }
 
@@ -154,16 +158,26 @@ impl SpoolReader {
                 }
             };
             match reader.next()? {
-                Some(rec) => {
+                Some(Item::Record(rec)) => {
                     bytes += rec.payload.len();
                     self.next = rec.seq + 1;
                     out.push(rec);
+                }
+                Some(Item::Corrupt(c)) => {
+                    self.next = c.seqs.end;
+                    self.corrupt.push(c);
                 }
                 // This segment is done; the record lives in the next one.
                 None => self.segment = None,
             }
         }
         Ok(out)
+    }
+
+    /// Damaged records skipped by [`SpoolReader::read`] since the last call. Once the sink has
+    /// quarantined them, committing a later position lets them go.
+    pub fn take_corrupt(&mut self) -> Vec<Corrupt> {
+        std::mem::take(&mut self.corrupt)
     }
 
     /// Persist that every record before `upto` is delivered, and let the spool free space.
@@ -200,14 +214,15 @@ impl SpoolReader {
     }
 
     fn open_segment_for(&self, seq: u64) -> io::Result<SegmentReader> {
-        let info = {
+        let (info, end) = {
             let segs = self.shared.segments.lock().unwrap();
             let i = segs
                 .partition_point(|s| s.first_seq <= seq)
                 .saturating_sub(1);
-            segs[i].clone()
+            let end = segs.get(i + 1).map_or(segs[i].next_seq, |n| n.first_seq);
+            (segs[i].clone(), end)
         };
-        let mut r = SegmentReader::open(&info)?;
+        let mut r = SegmentReader::open(&info, end)?;
         if !r.skip_to(seq)? {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

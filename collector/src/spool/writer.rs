@@ -243,13 +243,10 @@ impl Writer {
         self.shared
             .used_bytes
             .fetch_add(buf.len() as u64, Ordering::SeqCst);
-        self.shared
-            .segments
-            .lock()
-            .unwrap()
-            .last_mut()
-            .expect("tail segment")
-            .bytes = self.segment_len;
+        let mut segments = self.shared.segments.lock().unwrap();
+        let tail = segments.last_mut().expect("tail segment");
+        tail.bytes = self.segment_len;
+        tail.next_seq = self.next_seq;
         Ok(())
     }
 
@@ -291,6 +288,7 @@ impl Writer {
             first_seq: first,
             path,
             bytes: 0,
+            next_seq: first,
         });
         tracing::debug!(first_seq = first, "spool segment started");
         Ok(())
