@@ -21,11 +21,13 @@ wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null
 # `bench_load DIR` writes DIR/batch.json, a 10-event Segment batch of about 6 KB (track events as
 # a shop's tracker sends them), and DIR/post.lua, a wrk script that POSTs it with fresh
 # messageIds on every request: the collector stores a resent event once, so replaying one body
-# would measure its duplicate check instead of the pipeline.
+# would measure its duplicate check instead of the pipeline. With INVALID_EVENTS=N the first N
+# events lack both ids, so each request also writes N dead letters.
 bench_load() {
   local dir=$1
-  python3 - "$dir/batch.json" <<'PY'
-import json, sys, uuid
+  INVALID_EVENTS=${INVALID_EVENTS:-0} python3 - "$dir/batch.json" <<'PY'
+import json, os, sys, uuid
+invalid = int(os.environ["INVALID_EVENTS"])
 events = []
 for i in range(10):
     events.append({
@@ -38,9 +40,11 @@ for i in range(10):
                     "locale": "en-GB", "screen": {"width": 1920, "height": 1080},
                     "library": {"name": "clickstream-tracker", "version": "0.1.0"}},
     })
+for e in events[:invalid]:
+    del e["anonymousId"], e["userId"]
 body = json.dumps({"batch": events, "sentAt": "2026-11-28T12:00:01.000Z", "writeKey": "bench"})
 open(sys.argv[1], "w").write(body)
-print(f"batch: 10 events, {len(body)} bytes")
+print(f"batch: 10 events ({invalid} invalid), {len(body)} bytes")
 PY
   cat > "$dir/post.lua" <<LUA
 wrk.method = "POST"

@@ -7,7 +7,8 @@
 # collector round starts a fresh collector on an empty data directory, and each is compared with
 # the mean of the bare rounds just before and after it. Prints, per variant, the median, mean
 # and range of its ratios and the CPU time its processes spent per request.
-# Options via env: ROUNDS (default 8), DURATION (default 6), CONNECTIONS (64), THREADS (2).
+# Options via env: ROUNDS (default 8), DURATION (default 6), CONNECTIONS (64), THREADS (2),
+# INVALID_EVENTS (0; see _bench_load.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -206,8 +206,8 @@ pub fn gather(select: &Select) -> anyhow::Result<Stats> {
             .as_str()
             .or(e["timestamp"].as_str())
             .unwrap_or("");
-        if when.len() >= 13 {
-            *s.by_hour.entry(format!("{}:00Z", &when[..13])).or_default() += 1;
+        if let Some(hour) = when.get(..13) {
+            *s.by_hour.entry(format!("{hour}:00Z")).or_default() += 1;
         }
         if kind == "page" {
             let path = e["context"]["page"]["path"]

@@ -378,7 +378,10 @@ impl Options {
         };
         let behind_proxy = trust_proxy.hops.0 > 0;
         let conn = ConnConfig {
-            max_connections: opts.max_connections.unwrap_or(10_000).max(1),
+            max_connections: opts
+                .max_connections
+                .unwrap_or(10_000)
+                .clamp(1, MAX_CONNECTIONS),
             max_connections_per_ip: opts.max_connections_per_ip.unwrap_or(if behind_proxy {
                 0
             } else {
@@ -411,6 +414,12 @@ impl Options {
                 .max_body_bytes_in_flight
                 .unwrap_or(defaults.max_body_bytes_in_flight),
         };
+        if ingest.max_body_bytes > MAX_BODY_BYTES {
+            bail!(
+                "--max-body-bytes ({}) is over the most the collector takes, {MAX_BODY_BYTES}",
+                ingest.max_body_bytes
+            );
+        }
         if ingest.max_event_bytes > ingest.max_body_bytes {
             bail!(
                 "--max-event-bytes ({}) is larger than --max-body-bytes ({})",
@@ -486,7 +495,11 @@ impl Options {
                 .or_else(|| demo.then(|| PathBuf::from("tracker/pkg"))),
             tracker_prefix,
             site_dir: opts.site_dir.or_else(|| demo.then(|| PathBuf::from("www"))),
-            shutdown_timeout: Duration::from_secs(opts.shutdown_timeout_secs.unwrap_or(10)),
+            shutdown_timeout: Duration::from_secs(
+                opts.shutdown_timeout_secs
+                    .unwrap_or(10)
+                    .min(MAX_SHUTDOWN_TIMEOUT_SECS),
+            ),
             inspector: opts.inspector.unwrap_or(demo),
             limits,
             conn,
@@ -496,6 +509,14 @@ impl Options {
         })
     }
 }
+
+/// The largest body cap that may be set: a request's bytes in memory (body, gunzip output and
+/// enriched events, up to 8 x the body) must stay far below 4 GiB.
+const MAX_BODY_BYTES: usize = 64 << 20;
+/// Most concurrent connections that may be set.
+const MAX_CONNECTIONS: usize = 1_000_000;
+/// Longest shutdown grace period that may be set: a day.
+const MAX_SHUTDOWN_TIMEOUT_SECS: u64 = 86_400;
 
 fn path_segment(name: &str, value: String) -> anyhow::Result<String> {
     if value.is_empty() || value.contains(['/', '\\']) || value == "." || value == ".." {
@@ -613,6 +634,31 @@ mod tests {
             opts.sink.unwrap(),
             vec![SinkKind::Capture, SinkKind::Stdout]
         );
+    }
+
+    #[test]
+    fn extreme_values_are_refused_or_clamped() {
+        let err =
+            Options::try_parse_from(["collector", "--max-body-bytes", "18446744073709551615"])
+                .unwrap()
+                .resolve()
+                .unwrap_err();
+        assert!(err.to_string().contains("--max-body-bytes"), "{err}");
+        let c = Options::try_parse_from([
+            "collector",
+            "--shutdown-timeout-secs",
+            "18446744073709551615",
+            "--max-connections",
+            "18446744073709551615",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            c.shutdown_timeout,
+            Duration::from_secs(MAX_SHUTDOWN_TIMEOUT_SECS)
+        );
+        assert_eq!(c.conn.max_connections, MAX_CONNECTIONS);
     }
 
     #[test]

@@ -134,52 +134,37 @@ pub async fn run_with(
     let mut healths = Vec::new();
     let mut tasks = Vec::new();
     for kind in &config.sinks {
-        let grace = config.shutdown_timeout;
-        match kind {
+        let running = sinks::Running {
+            spool: &spool,
+            shutdown: &sink_shutdown,
+            grace: config.shutdown_timeout,
+            dead_letters: &dead_letters,
+        };
+        let (health, task) = match kind {
             SinkKind::Capture => {
-                let sink = sinks::capture::CaptureSink::new(config.capture.clone());
                 let h = SinkHealth::new("capture");
-                tasks.push(tokio::spawn(sinks::drain(
-                    sink,
-                    spool.reader("capture")?,
-                    h.clone(),
-                    sink_shutdown.clone(),
-                    grace,
-                    dead_letters.clone(),
-                )));
-                healths.push(h);
+                let sink = sinks::capture::CaptureSink::new(config.capture.clone());
+                (h.clone(), running.spawn(sink, h)?)
             }
             SinkKind::Eventhubs => {
                 let eh = config
                     .eventhubs
                     .clone()
                     .context("eventhubs sink without its config")?;
-                let sink = sinks::eventhubs::EventHubsSink::new(eh, dead_letters.clone());
                 let h = SinkHealth::outage_tolerant("eventhubs");
-                tasks.push(tokio::spawn(sinks::drain(
-                    sink,
-                    spool.reader("eventhubs")?,
-                    h.clone(),
-                    sink_shutdown.clone(),
-                    grace,
-                    dead_letters.clone(),
-                )));
-                healths.push(h);
+                let sink = sinks::eventhubs::EventHubsSink::new(eh, dead_letters.clone());
+                (h.clone(), running.spawn(sink, h)?)
             }
             SinkKind::Stdout => {
-                let sink = sinks::stdout::StdoutSink::new();
                 let h = SinkHealth::new("stdout");
-                tasks.push(tokio::spawn(sinks::drain(
-                    sink,
-                    spool.reader("stdout")?,
+                (
                     h.clone(),
-                    sink_shutdown.clone(),
-                    grace,
-                    dead_letters.clone(),
-                )));
-                healths.push(h);
+                    running.spawn(sinks::stdout::StdoutSink::new(), h)?,
+                )
             }
-        }
+        };
+        healths.push(health);
+        tasks.push(task);
     }
 
     let sources = sources::Sources::from_config(&config.sources)?;

@@ -73,7 +73,7 @@ where
 fn gunzip(raw: &[u8], max: usize, held: &mut Reservation) -> Result<Bytes, ApiError> {
     const STEP: usize = 64 << 10;
     let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1);
+    let mut dec = flate2::read::MultiGzDecoder::new(raw).take((max as u64).saturating_add(1));
     loop {
         held.grow_to(raw.len() + out.len() + STEP)?;
         let before = out.len();
@@ -151,7 +151,7 @@ where
 pub async fn discard_rest<B: Body>(headers: &HeaderMap, body: B, max: usize) {
     let limit = max.saturating_mul(DRAIN_FACTOR);
     let declared = declared_length(headers);
-    if declared.is_some_and(|len| len > (max + limit) as u64) {
+    if declared.is_some_and(|len| len > max.saturating_add(limit) as u64) {
         return;
     }
     let mut body = std::pin::pin!(body);

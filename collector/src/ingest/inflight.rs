@@ -19,6 +19,8 @@ pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 pub struct InFlight {
     bytes: Arc<Semaphore>,
     max: usize,
+    /// `collector_body_bytes_in_flight`, looked up once.
+    gauge: metrics::Gauge,
 }
 
 impl InFlight {
@@ -32,6 +34,7 @@ impl InFlight {
         InFlight {
             bytes: Arc::new(Semaphore::new(max)),
             max,
+            gauge: metrics::gauge!("collector_body_bytes_in_flight"),
         }
     }
 
@@ -59,9 +62,11 @@ impl Reservation {
         if total <= self.bytes {
             return Ok(());
         }
+        // One request's permits add up in a u32: more than 4 GiB is refused like any excess.
         let more = total - self.bytes;
         let permit = u32::try_from(more)
             .ok()
+            .filter(|_| u32::try_from(total).is_ok())
             .and_then(|n| self.pool.bytes.clone().try_acquire_many_owned(n).ok())
             .ok_or_else(|| {
                 metrics::counter!("collector_body_budget_refused_total").increment(1);
@@ -81,7 +86,7 @@ impl Reservation {
             None => self.held = Some(permit),
         }
         self.bytes = total;
-        metrics::gauge!("collector_body_bytes_in_flight").increment(more as f64);
+        self.pool.gauge.increment(more as f64);
         Ok(())
     }
 
@@ -93,7 +98,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if self.bytes > 0 {
-            metrics::gauge!("collector_body_bytes_in_flight").decrement(self.bytes as f64);
+            self.pool.gauge.decrement(self.bytes as f64);
         }
     }
 }

@@ -302,11 +302,13 @@ impl Ingest {
                 inspector.rejected(d.event.get().as_bytes(), &d.reason);
             }
         }
-        self.dead_letters.write(dead).await;
         outcome.accepted = payloads.len() + duplicates;
         let shown = self.inspector.as_ref().map(|_| payloads.clone());
         let bytes: usize = payloads.iter().map(Bytes::len).sum();
-        self.spool.append(payloads).await.map_err(|e| match e {
+        // The dead letters and the spool each wait for their own fsync: side by side.
+        let ((), appended) =
+            tokio::join!(self.dead_letters.write(dead), self.spool.append(payloads));
+        appended.map_err(|e| match e {
             AppendError::Full => ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(

@@ -113,6 +113,8 @@ use crate::spool::{Corrupt, SpoolReader};
 pub struct SinkHealth {
     pub name: &'static str,
     healthy: Arc<AtomicBool>,
+    /// Its task ended before shutdown (a panic): nothing delivers any more.
+    stopped: Arc<AtomicBool>,
     /// See [`SinkHealth::outage_tolerant`].
     tolerant: bool,
 }
@@ -122,6 +124,7 @@ impl SinkHealth {
         SinkHealth {
             name,
             healthy: Arc::new(AtomicBool::new(true)),
+            stopped: Arc::new(AtomicBool::new(false)),
             tolerant: false,
         }
     }
@@ -136,13 +139,49 @@ impl SinkHealth {
     }
     /// Does this sink's state alone make the collector unready?
     pub fn blocks_readiness(&self) -> bool {
-        !self.tolerant && !self.is_healthy()
+        self.stopped.load(Ordering::Relaxed) || (!self.tolerant && !self.is_healthy())
     }
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.healthy.load(Ordering::Relaxed) && !self.stopped.load(Ordering::Relaxed)
     }
     fn set(&self, ok: bool) {
         self.healthy.store(ok, Ordering::Relaxed);
+    }
+}
+
+/// What every sink's task shares: the spool, the shutdown signal, the grace period and the
+/// dead letters.
+pub struct Running<'a> {
+    pub spool: &'a crate::spool::Spool,
+    pub shutdown: &'a Shutdown,
+    pub grace: Duration,
+    pub dead_letters: &'a DeadLetters,
+}
+
+impl Running<'_> {
+    /// Start `sink`'s [`drain`] from its cursor. A panic in it (a bug here or in a library)
+    /// is logged and marks the sink stopped, which makes the collector unready, instead of
+    /// delivery ending unseen.
+    pub fn spawn<S: Sink>(
+        &self,
+        sink: S,
+        health: SinkHealth,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let name = sink.name();
+        let inner = tokio::spawn(drain(
+            sink,
+            self.spool.reader(name)?,
+            health.clone(),
+            self.shutdown.clone(),
+            self.grace,
+            self.dead_letters.clone(),
+        ));
+        Ok(tokio::spawn(async move {
+            if let Err(e) = inner.await {
+                health.stopped.store(true, Ordering::Relaxed);
+                tracing::error!(sink = name, error = %e, "sink task ended unexpectedly; nothing delivers from this sink until a restart");
+            }
+        }))
     }
 }
 
@@ -240,7 +279,8 @@ pub async fn drain<S: Sink>(
             }
         }
     }
-    let deadline = Instant::now() + grace;
+    let now = Instant::now();
+    let deadline = now.checked_add(grace).unwrap_or(now);
     while reader.position() < reader.head() && Instant::now() < deadline {
         deliver_available(&mut sink, &mut reader, &ctx, &mut tick, Some(deadline)).await;
     }
@@ -393,6 +433,43 @@ async fn deliver_available<S: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Panics;
+
+    impl Sink for Panics {
+        fn name(&self) -> &'static str {
+            "panics"
+        }
+        async fn deliver<'a>(&'a mut self, _: &'a [Record]) -> Result<(), SinkError> {
+            panic!("a bug in a sink");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_task_that_panics_makes_the_collector_unready() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = crate::spool::Spool::open(&crate::config::SpoolConfig {
+            dir: dir.path().join("spool"),
+            max_bytes: 1 << 20,
+            segment_bytes: 1 << 16,
+        })
+        .unwrap();
+        let dead = DeadLetters::open(dir.path().join("dead"), 1 << 20).unwrap();
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let health = SinkHealth::outage_tolerant("panics");
+        let running = Running {
+            spool: &spool,
+            shutdown: &shutdown,
+            grace: Duration::from_secs(1),
+            dead_letters: &dead,
+        };
+        let task = running.spawn(Panics, health.clone()).unwrap();
+        assert!(!health.blocks_readiness());
+        spool.append(vec![bytes::Bytes::from("{}")]).await.unwrap();
+        task.await.unwrap();
+        assert!(health.blocks_readiness() && !health.is_healthy());
+        spool.close().await;
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_caps() {

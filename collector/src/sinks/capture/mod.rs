@@ -58,7 +58,9 @@ impl CaptureSink {
         let mut t = Utc::now().with_nanosecond_zero();
         if let Some(last) = self.last_name_time {
             if t <= last {
-                t = last + chrono::Duration::seconds(1);
+                t = last
+                    .checked_add_signed(chrono::Duration::seconds(1))
+                    .unwrap_or(t);
             }
         }
         self.last_name_time = Some(t);
@@ -174,9 +176,12 @@ fn name_time(path: &std::path::Path, partition_dir: &std::path::Path) -> Option<
         .ok()?
         .to_str()?
         .strip_suffix(".avro")?;
+    // Only names this sink writes: a foreign `+262143/...` would push every new name past the
+    // calendar.
     chrono::NaiveDateTime::parse_from_str(rel, "%Y/%m/%d/%H/%M/%S")
         .ok()
         .map(|t| t.and_utc())
+        .filter(|t| crate::ingest::validate::in_calendar(*t))
 }
 
 #[cfg(test)]
