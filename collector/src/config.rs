@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 
 pub use crate::ingest::ip::{Hops, IpMode, ProxyHeader, TrustProxy};
 pub use crate::ingest::IngestConfig;
+pub use crate::plan::{PlanSet, PlanSettings};
 pub use crate::ratelimit::LimitsConfig;
 pub use crate::server::ConnConfig;
 
@@ -211,6 +213,20 @@ pub struct Options {
     #[arg(long, env = "COLLECTOR_DEDUPE_IDS")]
     pub dedupe_ids: Option<usize>,
 
+    /// Tracking plan: a directory of JSON Schemas every event is checked against (a source's
+    /// `tracking_plan` overrides it)
+    #[arg(long, env = "COLLECTOR_TRACKING_PLAN")]
+    pub tracking_plan: Option<PathBuf>,
+
+    /// What a plan violation does: enforce (reject), tag (store with context.violations) or
+    /// observe (store; count and show only) [default: enforce]
+    #[arg(long, env = "COLLECTOR_TRACKING_PLAN_MODE")]
+    pub tracking_plan_mode: Option<crate::plan::Mode>,
+
+    /// What an event with no schema in the plan gets: allow, tag or block [default: allow]
+    #[arg(long, env = "COLLECTOR_TRACKING_PLAN_UNPLANNED")]
+    pub tracking_plan_unplanned: Option<crate::plan::Unplanned>,
+
     /// Sources with their write keys and allowed origins: config file only (`[[sources]]`)
     #[arg(skip)]
     pub sources: Option<Vec<crate::sources::SourceConfig>>,
@@ -261,6 +277,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub inspector: bool,
     pub sources: Vec<crate::sources::SourceConfig>,
+    /// The tracking plans the flags and the sources name, loaded.
+    pub plans: Arc<PlanSet>,
     pub limits: LimitsConfig,
     pub conn: ConnConfig,
     pub tls: Option<TlsConfig>,
@@ -343,6 +361,9 @@ impl Options {
             tls_cert: self.tls_cert.or(o.tls_cert),
             tls_key: self.tls_key.or(o.tls_key),
             sources: self.sources.or(o.sources),
+            tracking_plan: self.tracking_plan.or(o.tracking_plan),
+            tracking_plan_mode: self.tracking_plan_mode.or(o.tracking_plan_mode),
+            tracking_plan_unplanned: self.tracking_plan_unplanned.or(o.tracking_plan_unplanned),
             dedupe_ids: self.dedupe_ids.or(o.dedupe_ids),
         }
     }
@@ -362,7 +383,14 @@ impl Options {
         };
         let demo = opts.demo.unwrap_or(false);
         let sources = opts.sources.clone().unwrap_or_default();
-        crate::sources::Sources::from_config(&sources)?;
+        let plan = PlanSettings {
+            dir: opts.tracking_plan.clone(),
+            mode: opts.tracking_plan_mode,
+            unplanned: opts.tracking_plan_unplanned,
+        };
+        let own: Vec<PlanSettings> = sources.iter().map(|s| s.plan_settings()).collect();
+        let plans = Arc::new(PlanSet::load(&plan, &own)?);
+        crate::sources::Sources::from_config(&sources, &plans)?;
         let source_per_sec = opts.rate_limit_source.unwrap_or(0);
         let limits = LimitsConfig {
             ip_per_sec: opts.rate_limit_ip.unwrap_or(50),
@@ -505,6 +533,7 @@ impl Options {
             conn,
             tls,
             sources,
+            plans,
             cli,
         })
     }

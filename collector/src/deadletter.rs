@@ -2,7 +2,7 @@
 //! writes events that failed validation here; sinks write events they can never deliver, and
 //! spool records that fail their checksum. Files are NDJSON, one per UTC day:
 //! `{data-dir}/deadletter/YYYY-MM-DD.ndjson`, each line
-//! `{"at":..., "stage":..., "reason":..., "event":...}`.
+//! `{"at":..., "stage":..., "reason":..., "event":...}` (plus `violations` for stage `plan`).
 //!
 //! Writes are group-committed, like the spool's: one thread takes the letters of every request
 //! that arrives while it writes, appends them with one write and one `fdatasync`, then answers
@@ -35,6 +35,8 @@ pub struct DeadLetter {
     /// Where it was rejected: "validate", "spool", "sink:eventhubs", ...
     pub stage: &'static str,
     pub reason: String,
+    /// What the tracking plan found wrong (stage "plan").
+    pub violations: Vec<crate::plan::Violation>,
     /// The event as received (JSON), or a JSON string holding the raw text if it was not JSON.
     pub event: Box<RawValue>,
 }
@@ -52,6 +54,7 @@ impl DeadLetter {
         DeadLetter {
             stage,
             reason: reason.into(),
+            violations: Vec::new(),
             event,
         }
     }
@@ -158,6 +161,8 @@ impl Store {
                 at: &'a str,
                 stage: &'a str,
                 reason: &'a str,
+                #[serde(skip_serializing_if = "<[_]>::is_empty")]
+                violations: &'a [crate::plan::Violation],
                 event: &'a RawValue,
             }
             serde_json::to_writer(
@@ -166,6 +171,7 @@ impl Store {
                     at: &at,
                     stage: l.stage,
                     reason: &l.reason,
+                    violations: &l.violations,
                     event: &l.event,
                 },
             )?;

@@ -25,6 +25,7 @@ pub mod deadletter;
 pub mod ingest;
 pub mod inspector;
 pub mod metrics;
+pub mod plan;
 pub mod ratelimit;
 pub mod respond;
 pub mod routes;
@@ -78,13 +79,20 @@ async fn reload_on_sighup(
     tls: Option<Arc<tls::Tls>>,
 ) {
     while hup.recv().await.is_some() {
-        let result = cli.clone().resolve().and_then(|c| {
-            let sources = sources::Sources::from_config(&c.sources)?;
-            if let (Some(tls), Some(cfg)) = (&tls, &c.tls) {
-                tls.reload(cfg)?;
-            }
-            Ok(sources)
-        });
+        // Reading and compiling plans is blocking work: off the runtime's threads.
+        let cli = cli.clone();
+        let tls = tls.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            cli.resolve().and_then(|c| {
+                let sources = sources::Sources::from_config(&c.sources, &c.plans)?;
+                if let (Some(tls), Some(cfg)) = (&tls, &c.tls) {
+                    tls.reload(cfg)?;
+                }
+                Ok(sources)
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("reload panicked: {e}")));
         match result {
             Ok(sources) => {
                 tracing::info!(
@@ -92,9 +100,13 @@ async fn reload_on_sighup(
                     open = sources.is_open(),
                     "config reloaded"
                 );
+                ::metrics::counter!("collector_config_reloads_total", "result" => "ok")
+                    .increment(1);
                 policy.replace(sources);
             }
             Err(e) => {
+                ::metrics::counter!("collector_config_reloads_total", "result" => "refused")
+                    .increment(1);
                 tracing::error!(error = %format!("{e:#}"), "config reload refused; keeping the running config")
             }
         }
@@ -167,7 +179,10 @@ pub async fn run_with(
         tasks.push(task);
     }
 
-    let sources = sources::Sources::from_config(&config.sources)?;
+    let sources = sources::Sources::from_config(&config.sources, &config.plans)?;
+    for plan in config.plans.plans() {
+        tracing::info!(dir = %plan.dir.display(), schemas = plan.schemas.len(), "tracking plan loaded");
+    }
     if sources.is_open() {
         tracing::warn!(
             "no sources configured: OPEN MODE, any write key from any origin is accepted; \

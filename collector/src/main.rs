@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use collector::capture_cli::{self, CaptureCommand};
 use collector::config::{LogFormat, Options};
+use collector::plan::cli::PlanCommand;
 
 #[derive(Parser)]
 #[command(
@@ -30,10 +31,26 @@ enum Command {
     /// Read capture Avro files: `collector capture cat|stats PATH...`
     #[command(subcommand)]
     Capture(CaptureCommand),
+    /// Tracking plans: `collector plan check|test|types DIR`
+    #[command(subcommand)]
+    Plan(PlanCommand),
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Plan(cmd)) = &cli.command {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let code = match collector::plan::cli::run(cmd, &mut out) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = std::io::Write::flush(&mut out);
+                eprintln!("collector plan: {e:#}");
+                2
+            }
+        };
+        let _ = std::io::Write::flush(&mut out);
+        std::process::exit(code);
+    }
     if let Some(Command::Capture(cmd)) = cli.command {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let result = match &cmd {

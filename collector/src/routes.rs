@@ -246,14 +246,20 @@ fn preflight(headers: &HeaderMap) -> Response<Body> {
 
 /// How many rejected events a 200 lists; the dead-letter store has all of them.
 const LISTED_ERRORS: usize = 100;
+/// How many tracking-plan violations a 200 lists in all (each event lists at most
+/// [`crate::plan::violation::MAX_PER_EVENT`]).
+const LISTED_VIOLATIONS: usize = 100;
 
 /// `{"success":true,"accepted":N,"rejected":M,"errors":[{"index":i,"reason":"..."}]}`, with
-/// `"errorsOmitted":K` when more than [`LISTED_ERRORS`] were rejected.
+/// `"errorsOmitted":K` when more than [`LISTED_ERRORS`] were rejected. An event refused by the
+/// tracking plan lists its `violations` too, while [`LISTED_VIOLATIONS`] last.
 fn outcome_response(o: &Outcome) -> Response<Body> {
     #[derive(serde::Serialize)]
     struct Rejection<'a> {
         index: usize,
         reason: &'a str,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        violations: &'a [crate::plan::Violation],
     }
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -265,13 +271,23 @@ fn outcome_response(o: &Outcome) -> Response<Body> {
         #[serde(skip_serializing_if = "Option::is_none")]
         errors_omitted: Option<usize>,
     }
+    let mut room = LISTED_VIOLATIONS;
     let errors = o
         .rejected
         .iter()
         .take(LISTED_ERRORS)
-        .map(|(index, reason)| Rejection {
-            index: *index,
-            reason,
+        .map(|(index, r)| {
+            let listed = if r.violations.len() <= room {
+                &r.violations[..]
+            } else {
+                &[]
+            };
+            room -= listed.len();
+            Rejection {
+                index: *index,
+                reason: &r.reason,
+                violations: listed,
+            }
         })
         .collect();
     let omitted = o.rejected.len().saturating_sub(LISTED_ERRORS);
@@ -370,7 +386,7 @@ async fn pixel(app: &App, req: &Request<Incoming>, client: IpAddr, kind: &str) -
             let reason = o
                 .rejected
                 .first()
-                .map(|(_, r)| r.clone())
+                .map(|(_, r)| r.reason.clone())
                 .unwrap_or_default();
             respond::error(
                 StatusCode::BAD_REQUEST,

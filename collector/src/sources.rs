@@ -12,6 +12,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use anyhow::bail;
@@ -19,12 +20,13 @@ use hyper::StatusCode;
 use serde::Deserialize;
 
 use crate::ingest::ApiError;
+use crate::plan::{Applied, Mode, PlanSet, PlanSettings, Unplanned};
 
 /// The longest write key taken. Segment's are 32 characters.
 pub const MAX_WRITE_KEY_BYTES: usize = 256;
 
 /// A source as written in the config file.
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
@@ -36,6 +38,23 @@ pub struct SourceConfig {
     /// Refuse events whose user agent is flagged as a bot.
     #[serde(default)]
     pub drop_bots: bool,
+    /// This source's tracking plan directory, mode and unplanned rule (else the flags').
+    #[serde(default)]
+    pub tracking_plan: Option<PathBuf>,
+    #[serde(default)]
+    pub tracking_plan_mode: Option<Mode>,
+    #[serde(default)]
+    pub tracking_plan_unplanned: Option<Unplanned>,
+}
+
+impl SourceConfig {
+    pub fn plan_settings(&self) -> PlanSettings {
+        PlanSettings {
+            dir: self.tracking_plan.clone(),
+            mode: self.tracking_plan_mode,
+            unplanned: self.tracking_plan_unplanned,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +114,8 @@ impl OriginPattern {
 pub struct Source {
     pub name: String,
     pub drop_bots: bool,
+    /// The tracking plan its events are checked against.
+    pub plan: Option<Arc<Applied>>,
     origins: Vec<OriginPattern>,
 }
 
@@ -109,12 +130,18 @@ impl Source {
 pub struct Sources {
     by_key: HashMap<String, Arc<Source>>,
     all: Vec<Arc<Source>>,
+    /// The plan of traffic without a source (open mode).
+    pub plan: Option<Arc<Applied>>,
 }
 
 impl Sources {
     /// Build and validate: names and keys must be non-empty and unique, origins must parse.
-    pub fn from_config(list: &[SourceConfig]) -> anyhow::Result<Sources> {
-        let mut s = Sources::default();
+    /// `plans` holds the tracking plans the sources and the flags name.
+    pub fn from_config(list: &[SourceConfig], plans: &PlanSet) -> anyhow::Result<Sources> {
+        let mut s = Sources {
+            plan: plans.applied(&PlanSettings::default()),
+            ..Sources::default()
+        };
         for c in list {
             if c.name.trim().is_empty() {
                 bail!("a source has an empty name");
@@ -134,6 +161,7 @@ impl Sources {
             let source = Arc::new(Source {
                 name: c.name.clone(),
                 drop_bots: c.drop_bots,
+                plan: plans.applied(&c.plan_settings()),
                 origins,
             });
             for key in &c.write_keys {
@@ -243,20 +271,25 @@ mod tests {
     use super::*;
 
     fn sources() -> Sources {
-        Sources::from_config(&[
-            SourceConfig {
-                name: "web".into(),
-                write_keys: vec!["k1".into(), "k1-old".into()],
-                allowed_origins: vec!["https://shop.example".into(), "*.shop.example".into()],
-                drop_bots: false,
-            },
-            SourceConfig {
-                name: "server".into(),
-                write_keys: vec!["k2".into()],
-                allowed_origins: vec![],
-                drop_bots: true,
-            },
-        ])
+        Sources::from_config(
+            &[
+                SourceConfig {
+                    name: "web".into(),
+                    write_keys: vec!["k1".into(), "k1-old".into()],
+                    allowed_origins: vec!["https://shop.example".into(), "*.shop.example".into()],
+                    drop_bots: false,
+                    ..Default::default()
+                },
+                SourceConfig {
+                    name: "server".into(),
+                    write_keys: vec!["k2".into()],
+                    allowed_origins: vec![],
+                    drop_bots: true,
+                    ..Default::default()
+                },
+            ],
+            &PlanSet::default(),
+        )
         .unwrap()
     }
 
@@ -326,14 +359,18 @@ mod tests {
             write_keys: vec!["k".into()],
             allowed_origins: vec![],
             drop_bots: false,
+            ..Default::default()
         };
-        let err = Sources::from_config(&[
-            dup.clone(),
-            SourceConfig {
-                name: "b".into(),
-                ..dup.clone()
-            },
-        ])
+        let err = Sources::from_config(
+            &[
+                dup.clone(),
+                SourceConfig {
+                    name: "b".into(),
+                    ..dup.clone()
+                },
+            ],
+            &PlanSet::default(),
+        )
         .unwrap_err();
         assert!(err.to_string().contains("also used"), "{err}");
         assert!(
@@ -344,7 +381,7 @@ mod tests {
             allowed_origins: vec!["shop.example".into()],
             ..dup.clone()
         };
-        assert!(Sources::from_config(&[bad])
+        assert!(Sources::from_config(&[bad], &PlanSet::default())
             .unwrap_err()
             .to_string()
             .contains("needs a scheme"));
@@ -352,7 +389,7 @@ mod tests {
             write_keys: vec![],
             ..dup
         };
-        assert!(Sources::from_config(&[empty])
+        assert!(Sources::from_config(&[empty], &PlanSet::default())
             .unwrap_err()
             .to_string()
             .contains("no write_keys"));

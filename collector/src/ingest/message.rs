@@ -24,7 +24,7 @@ use super::screen::MAX_DEPTH;
 use super::ApiError;
 
 /// The Segment message types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MessageType {
     Track,
     Page,

@@ -1,4 +1,4 @@
-//! Ingest: request → decode → screen → message → validate → enrich → spool.
+//! Ingest: request → decode → screen → message → validate → plan → enrich → spool.
 //!
 //! Whole-request problems (not JSON, wrong shape, too large) fail the request with an
 //! [`ApiError`]. Per-event problems do not: the event is dead-lettered with its reason and
@@ -38,7 +38,9 @@ use enrich::{Enricher, RequestInfo};
 use event::Event;
 use inflight::Reservation;
 use message::MessageType;
-use rejected::{cap_reason, DeadBatch};
+use rejected::{DeadBatch, Rejection};
+
+use crate::plan::{Applied, Tally, Verdict, Violation};
 
 /// About what ingest adds to an event (the spool header, receivedAt, timestamps, context.ip):
 /// room reserved per event in the request's output buffer.
@@ -110,8 +112,8 @@ pub enum Endpoint {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub accepted: usize,
-    /// (index in the batch, reason)
-    pub rejected: Vec<(usize, String)>,
+    /// (index in the batch, why)
+    pub rejected: Vec<(usize, Rejection)>,
 }
 
 /// Everything ingest needs, shared by all requests.
@@ -218,7 +220,14 @@ impl Ingest {
         let origin = headers
             .get(hyper::header::ORIGIN)
             .and_then(|v| v.to_str().ok());
-        let source = self.policy.get().authorize(write_key.as_deref(), origin)?;
+        let sources = self.policy.get();
+        let source = sources.authorize(write_key.as_deref(), origin)?;
+        // The plan of this request: one version for all its events, whatever a reload does.
+        let plan = match &source {
+            Some(s) => s.plan.as_deref(),
+            None => sources.plan.as_deref(),
+        };
+        let mut tally = Tally::default();
         if let Some(s) = &source {
             self.limits.check_source(&s.name)?;
         }
@@ -248,6 +257,7 @@ impl Ingest {
         let mut out = Vec::with_capacity(body.len() + env.events.len() * EXTRA_BYTES_PER_EVENT);
         let mut spans = Vec::with_capacity(env.events.len());
         let mut keys = Vec::with_capacity(env.events.len());
+        let mut noted: Vec<Vec<Violation>> = Vec::new();
         let mut outcome = Outcome::default();
         let mut dead = DeadBatch::new(body.len());
         let scope = info.source.or(info.write_key).unwrap_or("");
@@ -256,30 +266,45 @@ impl Ingest {
             let raw = item.raw;
             let start = out.len();
             let prepared = if store.spent() {
-                Err(store.refusal())
+                Err(store.refusal().into())
             } else {
-                self.prepare(item, route, &enricher, source.as_deref(), scope, &mut out)
+                let planned = plan.map(|p| (p, &mut tally));
+                self.prepare(
+                    item,
+                    route,
+                    &enricher,
+                    source.as_deref(),
+                    scope,
+                    planned,
+                    &mut out,
+                )
             };
-            let prepared = prepared.and_then(|key| match store.charge(out.len() - start) {
-                true => Ok(key),
+            let prepared = prepared.and_then(|ok| match store.charge(out.len() - start) {
+                true => Ok(ok),
                 false => {
                     out.truncate(start);
-                    Err(store.refusal())
+                    Err(store.refusal().into())
                 }
             });
             match prepared {
-                Ok(key) => {
+                Ok((key, violations)) => {
                     keys.push(key);
                     spans.push(start..out.len());
+                    if self.inspector.is_some() {
+                        noted.push(violations);
+                    }
                 }
-                Err(reason) => {
-                    let reason = cap_reason(reason);
-                    dead.push(raw, &reason);
-                    outcome.rejected.push((index, reason));
+                Err(rejection) => {
+                    let rejection = rejection.capped();
+                    dead.push(raw, &rejection);
+                    outcome.rejected.push((index, rejection));
                 }
             }
         }
         let dead = dead.finish();
+        if plan.is_some() {
+            tally.record(source.as_ref().map_or("", |s| s.name.as_str()));
+        }
         // The enriched events are held until the spool has them.
         held.grow_to(held.bytes() + out.len())?;
         if out.capacity() > out.len() + out.len() / 4 {
@@ -296,10 +321,14 @@ impl Ingest {
             payloads.retain(|_| *keep.next().unwrap());
             let mut keep = fresh.iter();
             keys.retain(|_| *keep.next().unwrap());
+            if !noted.is_empty() {
+                let mut keep = fresh.iter();
+                noted.retain(|_| *keep.next().unwrap());
+            }
         }
         if let Some(inspector) = &self.inspector {
             for d in &dead {
-                inspector.rejected(d.event.get().as_bytes(), &d.reason);
+                inspector.rejected(d.event.get().as_bytes(), &d.reason, &d.violations);
             }
         }
         outcome.accepted = payloads.len() + duplicates;
@@ -336,7 +365,7 @@ impl Ingest {
             metrics::counter!("collector_events_deduplicated_total").increment(duplicates as u64);
         }
         if let (Some(inspector), Some(shown)) = (&self.inspector, shown) {
-            inspector.accepted(&shown);
+            inspector.accepted(&shown, &noted);
         }
         metrics::counter!("collector_events_accepted_total").increment(outcome.accepted as u64);
         metrics::counter!("collector_events_rejected_total")
@@ -345,9 +374,11 @@ impl Ingest {
         Ok(outcome)
     }
 
-    /// One event: size cap → parse → validate → enrich → bytes appended to `out`; returns its
-    /// dedupe key. Nothing is appended when the event is refused. The size cap holds for the
-    /// event as received and again for the event as stored.
+    /// One event: size cap → parse → validate → plan → enrich → bytes appended to `out`;
+    /// returns its dedupe key and what the plan found in a stored event (tag, observe).
+    /// Nothing is appended when the event is refused. The size cap holds for the event as
+    /// received and again for the event as stored.
+    #[allow(clippy::too_many_arguments)]
     fn prepare<'r>(
         &self,
         item: message::Item<'r>,
@@ -355,21 +386,53 @@ impl Ingest {
         enricher: &'r Enricher<'r>,
         source: Option<&Source>,
         scope: &str,
+        plan: Option<(&Applied, &mut Tally)>,
         out: &mut Vec<u8>,
-    ) -> Result<u64, String> {
+    ) -> Result<(u64, Vec<Violation>), Rejection> {
         let size = item.raw.len();
         if size > self.cfg.max_event_bytes {
             return Err(format!(
                 "event is {size} bytes; the limit is {} bytes",
                 self.cfg.max_event_bytes
-            ));
+            )
+            .into());
         }
         let mut ev = item.into_event()?;
         ev.remove("writeKey");
-        validate::validate(&mut ev, route)?;
+        let kind = validate::validate(&mut ev, route)?;
+        let mut found = Vec::new();
+        if let Some((plan, tally)) = plan {
+            let verdict = {
+                let name = ev.str(if kind == MessageType::Track {
+                    "event"
+                } else {
+                    "name"
+                });
+                let info = &enricher.info;
+                plan.judge(
+                    kind,
+                    name.as_deref(),
+                    || plan_message(&ev, info.context, info.integrations),
+                    source.map_or("", |s| s.name.as_str()),
+                    tally,
+                )?
+            };
+            match verdict {
+                Verdict::Store => {}
+                Verdict::Tag(v) => {
+                    let text = crate::plan::violation::to_json(&v);
+                    ev.object("context")?.set("violations", text.into());
+                    found = v;
+                }
+                Verdict::Observe(v) => found = v,
+                Verdict::Reject(reason, violations) => {
+                    return Err(Rejection { reason, violations })
+                }
+            }
+        }
         let enriched = enricher.enrich(&mut ev)?;
         if enriched.bot && source.is_some_and(|s| s.drop_bots) {
-            return Err("bot user agent; this source drops bot traffic".into());
+            return Err(String::from("bot user agent; this source drops bot traffic").into());
         }
         let meta = EventMeta {
             kind: ev.str("type"),
@@ -390,10 +453,43 @@ impl Ingest {
             return Err(format!(
                 "event is {size} bytes after enrichment; the limit is {} bytes",
                 self.cfg.max_event_bytes
-            ));
+            )
+            .into());
         }
-        Ok(self.dedupe.key(scope, &meta))
+        Ok((self.dedupe.key(scope, &meta), found))
     }
+}
+
+/// The message a tracking plan checks: the event after validation, with the batch's
+/// `context` and `integrations` filled in where it has none of its own, before enrichment.
+fn plan_message(
+    ev: &Event,
+    context: Option<&Event>,
+    integrations: Option<&Event>,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    let unreadable =
+        |e: serde_json::Error| format!("event does not parse as JSON for the tracking plan: {e}");
+    let mut v: Value = serde_json::from_str(&ev.to_json()).map_err(unreadable)?;
+    for (key, defaults) in [("context", context), ("integrations", integrations)] {
+        let (Some(defaults), Value::Object(obj)) = (defaults, &mut v) else {
+            continue;
+        };
+        let entry = obj
+            .entry(key)
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(m) = entry {
+            for (k, text) in defaults.fields() {
+                if !m.contains_key(k) {
+                    m.insert(
+                        k.to_string(),
+                        serde_json::from_str(text).map_err(unreadable)?,
+                    );
+                }
+            }
+        }
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

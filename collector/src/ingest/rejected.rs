@@ -11,6 +11,7 @@ use super::budget::Budget;
 use super::enrich::cut;
 use super::event::Event;
 use crate::deadletter::DeadLetter;
+use crate::plan::Violation;
 
 /// Longest reason kept: reasons may quote what the client sent (a key, a type, a value).
 pub const MAX_REASON_BYTES: usize = 300;
@@ -51,6 +52,32 @@ pub fn without_write_key(raw: &str) -> Cow<'_, str> {
     }
 }
 
+/// Why one event was refused: a reason, and what the tracking plan found (if it was the plan).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: String,
+    pub violations: Vec<Violation>,
+}
+
+impl From<String> for Rejection {
+    fn from(reason: String) -> Rejection {
+        Rejection {
+            reason,
+            violations: Vec::new(),
+        }
+    }
+}
+
+impl Rejection {
+    /// The same, with the reason cut to [`MAX_REASON_BYTES`].
+    pub fn capped(self) -> Rejection {
+        Rejection {
+            reason: cap_reason(self.reason),
+            ..self
+        }
+    }
+}
+
 /// Dead letters of one request.
 pub struct DeadBatch {
     budget: Budget,
@@ -68,16 +95,29 @@ impl DeadBatch {
     }
 
     /// Keep a rejected event (its text as received) with its reason, if the budget allows.
-    pub fn push(&mut self, raw: &str, reason: &str) {
+    pub fn push(&mut self, raw: &str, r: &Rejection) {
         let event = without_write_key(raw);
-        if !self.budget.charge(event.len() + reason.len() + LINE_BYTES) {
+        let extra: usize = r
+            .violations
+            .iter()
+            .map(|v| v.path.len() + v.message.len() + 48)
+            .sum();
+        if !self
+            .budget
+            .charge(event.len() + r.reason.len() + extra + LINE_BYTES)
+        {
             self.unkept += 1;
             return;
         }
         let event = RawValue::from_string(event.into_owned()).expect("event text is JSON");
         self.letters.push(DeadLetter {
-            stage: "validate",
-            reason: reason.to_string(),
+            stage: if r.violations.is_empty() {
+                "validate"
+            } else {
+                "plan"
+            },
+            reason: r.reason.clone(),
+            violations: r.violations.clone(),
             event,
         });
     }
@@ -94,6 +134,7 @@ impl DeadBatch {
                     self.unkept,
                     self.budget.limit()
                 ),
+                violations: Vec::new(),
                 event: RawValue::from_string("null".into()).expect("null is JSON"),
             });
         }
@@ -136,7 +177,7 @@ mod tests {
         let mut d = DeadBatch::new(10);
         let event = format!(r#"{{"p":"{}"}}"#, "x".repeat(5000));
         for _ in 0..10 {
-            d.push(&event, "missing `type`");
+            d.push(&event, &"missing `type`".to_string().into());
         }
         let letters = d.finish();
         assert_eq!(

@@ -47,6 +47,10 @@ pub struct Entry {
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the tracking plan found: why a rejected event was refused, or what a tagged or
+    /// observed one breaks.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub violations: Vec<crate::plan::Violation>,
     /// The enriched event (accepted) or the event as received (rejected); when it was longer
     /// than [`MAX_EVENT_BYTES`], a JSON string holding the start of its text.
     pub event: Box<RawValue>,
@@ -70,7 +74,12 @@ fn kept(json: &[u8]) -> (Box<RawValue>, Option<usize>) {
 }
 
 impl Entry {
-    fn new(status: &'static str, json: &[u8], reason: Option<String>) -> Entry {
+    fn new(
+        status: &'static str,
+        json: &[u8],
+        reason: Option<String>,
+        violations: Vec<crate::plan::Violation>,
+    ) -> Entry {
         let (meta, json) = EventMeta::split(json);
         let (event, truncated) = kept(json);
         Entry {
@@ -82,6 +91,7 @@ impl Entry {
             user_id: meta.user_id.map(Into::into),
             message_id: meta.message_id.map(Into::into),
             reason,
+            violations,
             event,
             truncated,
         }
@@ -95,6 +105,11 @@ impl Entry {
             + field(&self.name)
             + field(&self.anonymous_id)
             + field(&self.user_id)
+            + self
+                .violations
+                .iter()
+                .map(|v| v.path.len() + v.message.len() + 48)
+                .sum::<usize>()
             + 160
     }
 }
@@ -187,14 +202,21 @@ impl Inspector {
         let _ = self.tx.send(entry);
     }
 
-    pub fn accepted(&self, payloads: &[Bytes]) {
-        for p in payloads {
-            self.publish(Entry::new("accepted", p, None));
+    /// Accepted events, each with what the tracking plan found (tag and observe modes).
+    pub fn accepted(&self, payloads: &[Bytes], violations: &[Vec<crate::plan::Violation>]) {
+        for (i, p) in payloads.iter().enumerate() {
+            let v = violations.get(i).cloned().unwrap_or_default();
+            self.publish(Entry::new("accepted", p, None, v));
         }
     }
 
-    pub fn rejected(&self, raw: &[u8], reason: &str) {
-        self.publish(Entry::new("rejected", raw, Some(reason.to_string())));
+    pub fn rejected(&self, raw: &[u8], reason: &str, violations: &[crate::plan::Violation]) {
+        self.publish(Entry::new(
+            "rejected",
+            raw,
+            Some(reason.to_string()),
+            violations.to_vec(),
+        ));
     }
 
     /// The newest entries matching `filter`, oldest first: at most `limit` of them and about
@@ -227,15 +249,22 @@ mod tests {
     #[test]
     fn filters_and_ring() {
         let i = Inspector::new();
-        i.accepted(&[Bytes::from(
-            r#"{"type":"track","event":"Buy","anonymousId":"a1","messageId":"m1"}"#,
-        )]);
-        i.accepted(&[Bytes::from(
-            r#"{"type":"page","name":"Home","anonymousId":"a2"}"#,
-        )]);
+        i.accepted(
+            &[Bytes::from(
+                r#"{"type":"track","event":"Buy","anonymousId":"a1","messageId":"m1"}"#,
+            )],
+            &[],
+        );
+        i.accepted(
+            &[Bytes::from(
+                r#"{"type":"page","name":"Home","anonymousId":"a2"}"#,
+            )],
+            &[],
+        );
         i.rejected(
             br#"{"type":"track"}"#,
             "track needs a non-empty string `event`",
+            &[],
         );
         let all = i.recent(&Filter::default(), 10).events;
         assert_eq!(all.len(), 3);
@@ -267,7 +296,7 @@ mod tests {
         let i = Inspector::new();
         let big = format!(r#"{{"type":"track","p":"{}"}}"#, "é".repeat(100_000));
         for _ in 0..300 {
-            i.rejected(big.as_bytes(), "too big");
+            i.rejected(big.as_bytes(), "too big", &[]);
         }
         let r = i.recent(&Filter::default(), 1000);
         assert!(r.events.len() < 300 && r.events.len() + r.omitted == 300);
@@ -289,9 +318,12 @@ mod tests {
         let i = Inspector::new();
         let mut rx = i.subscribe();
         for n in 0..(CHANNEL_CAPACITY + 10) {
-            i.accepted(&[Bytes::from(format!(
-                r#"{{"type":"track","event":"E{n}","anonymousId":"a"}}"#
-            ))]);
+            i.accepted(
+                &[Bytes::from(format!(
+                    r#"{{"type":"track","event":"E{n}","anonymousId":"a"}}"#
+                ))],
+                &[],
+            );
         }
         match rx.recv().await {
             Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n, 10),
