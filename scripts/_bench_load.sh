@@ -46,6 +46,7 @@ body = json.dumps({"batch": events, "sentAt": "2026-11-28T12:00:01.000Z", "write
 open(sys.argv[1], "w").write(body)
 print(f"batch: 10 events ({invalid} invalid), {len(body)} bytes")
 PY
+  bench_plan "$dir/plan"
   cat > "$dir/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -59,4 +60,41 @@ function request()
   return wrk.format(nil, nil, nil, body)
 end
 LUA
+}
+
+# `bench_plan DIR` writes a 20-event tracking plan (the Segment e-commerce spec's events) whose
+# "Product Viewed" schema the load's events match: types, required fields, a pattern, an enum,
+# formats and a shared definition, as a real plan has.
+bench_plan() {
+  mkdir -p "$1/defs"
+  python3 - "$1" <<'PY'
+import json, sys
+d = sys.argv[1]
+json.dump({"$defs": {
+    "money": {"type": "number", "minimum": 0},
+    "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]},
+    "product_id": {"type": "string", "pattern": "^sku-[0-9]{6}$"},
+    "page": {"type": "object", "required": ["url", "path"],
+             "properties": {"url": {"type": "string", "format": "uri"}, "path": {"type": "string"},
+                            "title": {"type": "string", "maxLength": 300}, "referrer": {"type": "string"}}}}},
+  open(f"{d}/defs/common.json", "w"))
+names = ["Product Viewed", "Product Clicked", "Product Added", "Product Removed", "Product List Viewed",
+         "Product List Filtered", "Products Searched", "Cart Viewed", "Checkout Started", "Checkout Step Viewed",
+         "Checkout Step Completed", "Payment Info Entered", "Order Completed", "Order Updated", "Order Refunded",
+         "Order Cancelled", "Coupon Entered", "Coupon Applied", "Promotion Viewed", "Product Shared"]
+for i, name in enumerate(names):
+    json.dump({
+        "x-type": "track", "x-event": name, "required": ["properties", "context"],
+        "properties": {
+            "userId": {"type": "string", "minLength": 1},
+            "properties": {"type": "object", "required": ["product_id", "price"], "properties": {
+                "product_id": {"$ref": "defs/common.json#/$defs/product_id"},
+                "name": {"type": "string", "maxLength": 200},
+                "price": {"$ref": "defs/common.json#/$defs/money"},
+                "currency": {"$ref": "defs/common.json#/$defs/currency"},
+                "position": {"type": "integer", "minimum": 0}}},
+            "context": {"type": "object", "properties": {"page": {"$ref": "defs/common.json#/$defs/page"},
+                                                          "locale": {"type": "string"}}}}},
+      open(f"{d}/event-{i:02d}.json", "w"))
+PY
 }

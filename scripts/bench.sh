@@ -8,15 +8,20 @@
 # Also prints what each server's process spent in CPU time per request (read from /proc around its
 # rounds) and how much of the machine sat idle meanwhile: steadier than requests/s on a drifting
 # machine, and they show where a ratio comes from.
+# A third server is the collector with a 20-event tracking plan the events match (enforce mode),
+# in the same alternating rounds: it prints the plan/no-plan ratio and what validation costs per
+# event in CPU time.
 # Options via env: ROUNDS (default 5), DURATION (s per round and server, default 6),
 # CONNECTIONS (default 64), THREADS (wrk threads, default 2), INVALID_EVENTS (default 0: how many
-# of the 10 events lack ids, so each request also writes dead letters).
+# of the 10 events lack ids, so each request also writes dead letters), PLAN (default 1; 0 skips
+# the tracking-plan server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-6}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
+PLAN=${PLAN:-1}
 cargo build --release -q -p collector --bin collector --example bare_server
 
 source scripts/_bench_load.sh
@@ -51,15 +56,26 @@ target/release/examples/bare_server 127.0.0.1:18090 2>/dev/null & bare=$!
 COLLECTOR_LOG=warn target/release/collector --listen 127.0.0.1:18091 --data-dir "$work/data" --rate-limit-ip 0 2>"$work/collector.log" & coll=$!
 wait_port 18090
 wait_port 18091
+if [ "$PLAN" = 1 ]; then
+  target/release/collector plan check "$work/plan" | tail -1
+  COLLECTOR_LOG=warn target/release/collector --listen 127.0.0.1:18092 --data-dir "$work/data-plan" --rate-limit-ip 0 \
+    --tracking-plan "$work/plan" 2>"$work/collector-plan.log" & planned=$!
+  wait_port 18092
+fi
 
-# Each round: bare, then collector; one more bare round closes the last pair.
+# Each round: bare, then collector (then the collector with a plan); one more bare round closes
+# the last one.
 for r in $(seq "$ROUNDS"); do
   run_wrk bare http://127.0.0.1:18090/v1/batch $bare
   run_wrk collector http://127.0.0.1:18091/v1/batch $coll
+  [ "$PLAN" = 1 ] && run_wrk planned http://127.0.0.1:18092/v1/batch $planned
 done
 run_wrk bare http://127.0.0.1:18090/v1/batch $bare
 kill $bare; wait $bare 2>/dev/null || true
 kill -TERM $coll; wait $coll || { cat "$work/collector.log"; exit 1; }
+if [ "$PLAN" = 1 ]; then
+  kill -TERM $planned; wait $planned || { cat "$work/collector-plan.log"; exit 1; }
+fi
 
 python3 - "$work" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
@@ -95,8 +111,21 @@ def cost(rs):
 (bare_us, bare_idle), (coll_us, coll_idle) = cost(bare), cost(coll)
 print(f"CPU per request: bare {bare_us:.1f} us, collector {coll_us:.1f} us ({coll_us / bare_us:.1f}x, {coll_us / events:.1f} us per event); "
       f"machine idle: {bare_idle:.1f} % during bare rounds, {coll_idle:.1f} % during collector rounds")
+import os
+if os.path.exists(f"{work}/planned.rounds"):
+    planned = rounds("planned")
+    line("planned", planned)
+    # Each plan round against the collector round just before it and the bare rounds around both.
+    pr = [(p[0] / ((bare[i][0] + bare[i + 1][0]) / 2)) / ratios[i] for i, p in enumerate(planned)]
+    plan_us, _ = cost(planned)
+    print(f"ratio with a 20-event plan / without: {statistics.median(pr):.2f} (median of {len(pr)} rounds, range {min(pr):.2f}-{max(pr):.2f}; target >= 0.85)")
+    print(f"CPU per request with the plan: {plan_us:.1f} us; validation costs {(plan_us - coll_us) / events:.2f} us per event")
 PY
 stored=$(target/release/collector capture stats --json "$work/data/capture" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 acked=$(cat "$work/acked")
 echo "collector acknowledged $acked events and stored $stored in capture files; every 2xx waited for the spool's fsync"
 if [ "$stored" -lt "$acked" ]; then echo "LOST EVENTS: $((acked - stored))"; exit 1; fi
+if [ "$PLAN" = 1 ]; then
+  refused=$(cat "$work"/data-plan/deadletter/*.ndjson 2>/dev/null | grep -c '"stage":"plan"' || true)
+  echo "events refused by the plan: $refused (the load matches it: 0 expected)"
+fi

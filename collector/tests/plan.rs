@@ -271,6 +271,31 @@ tracking_plan_mode = "enforce"
     );
     assert_eq!(observed["properties"]["revenue"], "12,99");
     assert_eq!(stored.len(), 3);
+
+    // The stored events replayed against the plan from the capture files, as an owner would
+    // before turning enforce on: both orders break it, whatever mode let them in.
+    let out = Command::new(env!("CARGO_BIN_EXE_collector"))
+        .args(["plan", "test", "--json"])
+        .arg(&plan)
+        .arg(dir.path().join("capture"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "invalid events exit 1");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            &report["events"],
+            &report["valid"],
+            &report["invalid"],
+            &report["unplanned"]
+        ),
+        (&json!(3), &json!(0), &json!(2), &json!(1)),
+        "{report:#}"
+    );
+    let finding = &report["violations"]["track \"Order Completed\""]["/properties/revenue type"];
+    assert_eq!(finding["count"], 2, "{report:#}");
+    assert_eq!(finding["example"], "\"12,99\" is not of type \"number\"");
+    assert_eq!(report["unplanned_events"]["track \"Wishlist Added\""], 1);
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 // A visitor walks the shop while the inspector is open in a second tab; then the events are
 // checked three ways: the inspector page showed them live, GET /debug/events returns them,
 // and the capture files (read with `collector capture cat`, and independently with avsc)
-// hold exactly the same events. Screenshots land in tests/browser/artifacts/.
+// hold exactly the same events. The collector holds them to the shop's tracking plan
+// (examples/plans/shop) in tag mode, unplanned events tagged too: only the event the product
+// page sends off plan on purpose may carry violations. Screenshots land in tests/browser/artifacts/.
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
@@ -19,13 +21,18 @@ const WWW = path.join(ROOT, 'www');
 const ARTIFACTS = process.env.ARTIFACTS_DIR || path.join(__dirname, 'artifacts');
 const COLLECTOR =
   process.env.COLLECTOR_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target'), 'debug/collector');
+const PLAN = path.join(ROOT, 'examples/plans/shop');
 const SNIPPET = () => fs.readFileSync(path.join(h.PKG, 'snippet.min.js'), 'utf8').trim();
 
-/** `collector --demo` from the repository root (demo mode finds www/ and tracker/pkg/ there). */
+/**
+ * `collector --demo` from the repository root (demo mode finds www/ and tracker/pkg/ there),
+ * with the shop's tracking plan in tag mode, as `./dev run` starts it.
+ */
 async function startDemo() {
   if (!fs.existsSync(path.join(h.PKG, 'index.js'))) throw new Error('tracker/pkg is not built: run ./dev build-tracker');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-demo-'));
-  const child = spawn(COLLECTOR, ['--demo', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const plan = ['--tracking-plan', PLAN, '--tracking-plan-mode', 'tag', '--tracking-plan-unplanned', 'tag'];
+  const child = spawn(COLLECTOR, ['--demo', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...plan], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -208,6 +215,7 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
     await shop.click('#plus');
     await shop.click('#add-to-cart');
     assert.strictEqual(await shop.textContent('.cart-count'), '2');
+    await shop.click('#off-plan');
     await shot('product');
 
     await shop.click('.cart-link');
@@ -317,9 +325,13 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
       'Product Added (detail)': (e) =>
         e.name === 'Product Added' &&
         e.event.properties.product_id === 'burr-grinder' &&
-        e.event.properties.quantity === '2' &&
-        e.event.properties.price === '149',
-      'Checkout Started': (e) => e.name === 'Checkout Started' && e.event.properties.value === '298',
+        e.event.properties.quantity === 2 &&
+        e.event.properties.price === 149,
+      'Product Added (off plan)': (e) => e.name === 'Product Added' && e.event.properties.price === '12,99',
+      'Checkout Started': (e) =>
+        e.name === 'Checkout Started' &&
+        e.event.properties.value === 298 &&
+        e.event.properties.products.length === 1,
       'Order Completed': (e) =>
         e.name === 'Order Completed' &&
         e.event.properties.order_id === orderId &&
@@ -418,6 +430,17 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
     const finalIds = final.map((e) => e.messageId); // with any resent copies, which the capture holds too
     resends(t, final);
 
+    // The tracking plan: every event of the walk is planned and matches its schema, except the
+    // one sent off plan, which is stored tagged (in the event and in the inspector's entry).
+    const tagged = unique(final).filter((e) => e.event.context.violations);
+    assert.deepStrictEqual(
+      tagged.map((e) => [e.name, e.event.context.violations.map((v) => `${v.path} ${v.keyword}`)]),
+      [['Product Added', ['/properties/price type']]],
+      'only the off-plan event breaks the plan',
+    );
+    assert.deepStrictEqual(tagged[0].violations, tagged[0].event.context.violations);
+    assert.match(tagged[0].violations[0].message, /"12,99" is not of type "number"/);
+
     // 4. The inspector showed every one of them, and it only ever had the live stream to go on.
     await h.until(async () => {
       const text = await inspectorText();
@@ -427,6 +450,11 @@ test('demo site: walk the shop, the inspector shows it live, /debug/events and t
       const lacking = [...new Set(finalIds)].filter((id) => !text.includes(id));
       assert.fail(`inspector lacks ${lacking.length} of ${new Set(finalIds).size} events`);
     });
+    // The off-plan event's row names its violation, and only that row has any.
+    const flagged = await inspector.evaluate(() =>
+      [...document.querySelectorAll('tr.row[data-violations]')].map((r) => r.lastChild.textContent),
+    );
+    assert.deepStrictEqual([...new Set(flagged)], ['off plan: /properties/price type']);
     await inspector.getByText('Order Completed', { exact: true }).first().click().catch(() => {});
     await inspector.screenshot({ path: path.join(ARTIFACTS, 'inspector.png') });
 

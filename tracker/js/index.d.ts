@@ -42,10 +42,30 @@ export interface Stats {
   consent: ConsentState;
 }
 
+/**
+ * Planned event names and their properties' types. Empty here: the file `collector plan types`
+ * writes from a tracking plan fills it in. While it is empty, track() takes any event name.
+ */
+export interface PlannedEvents {}
+/** identify()'s traits, from the plan's identify schema (filled in the same way). */
+export interface PlannedTraits {}
+
+/** The event names track() accepts: the planned ones, or any string without a plan. */
+export type EventName = keyof PlannedEvents extends never ? string : keyof PlannedEvents & string;
+/** track()'s arguments after the name: required when the planned properties have a required key. */
+export type TrackArgs<E extends string> = E extends keyof PlannedEvents
+  ? {} extends PlannedEvents[E]
+    ? [properties?: PlannedEvents[E]]
+    : [properties: PlannedEvents[E]]
+  : [properties?: Properties];
+/** identify()'s traits: the planned ones, or any properties without a plan. */
+export type Traits = keyof PlannedTraits extends never ? Properties : PlannedTraits;
+
 export interface Tracker {
-  track(event: string, properties?: Properties): Tracker;
+  track<E extends EventName>(event: E, ...args: TrackArgs<E>): Tracker;
   page(name?: string | Properties, properties?: Properties): Tracker;
-  identify(userId?: string | Properties, traits?: Properties): Tracker;
+  identify(userId?: string, traits?: Traits): Tracker;
+  identify(traits: Traits): Tracker;
   group(groupId: string, traits?: Properties): Tracker;
   alias(newId: string): Tracker;
   reset(): Tracker;

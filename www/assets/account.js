@@ -62,7 +62,7 @@
         html: '<h1>Wishlist' + badge('/app/wishlist') + '</h1><div class="grid">' + items.map(function (p) {
           return '<div class="product-card">' + KC.art(p) + '<div class="body"><div class="name">' + KC.esc(p.name) + '</div><div class="price">' + KC.money(p.price) +
             '</div><button class="btn small" style="margin-top:10px" type="button" data-action="to-cart" data-product="' + p.id +
-            '" data-track="Product Added" data-track-product_id="' + p.id + '" data-track-price="' + p.price + '" data-track-quantity="1" data-track-source="wishlist">Move to cart</button></div></div>';
+            '">Move to cart</button></div></div>';
         }).join('') + '</div>',
       };
     },
@@ -124,8 +124,11 @@
     var b = e.target.closest && e.target.closest('button[data-action]');
     if (!b) return;
     if (b.getAttribute('data-action') === 'to-cart') {
-      KC.cart.add(b.getAttribute('data-product'), 1);
-      KC.toast(KC.byId(b.getAttribute('data-product')).name + ' moved to your cart');
+      var p = KC.byId(b.getAttribute('data-product')), added = KC.productEvent(p, 1);
+      added.source = 'wishlist';
+      KC.cart.add(p.id, 1);
+      KC.cs().track('Product Added', added);
+      KC.toast(p.name + ' moved to your cart');
     } else if (b.getAttribute('data-action') === 'reorder') {
       var o = ORDERS.filter(function (x) { return x.id === b.getAttribute('data-order'); })[0];
       o.lines.forEach(function (l) { KC.cart.add(l[0], l[1]); });

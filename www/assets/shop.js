@@ -132,6 +132,15 @@
     toastTimer = setTimeout(function () { el.classList.remove('show'); }, 2200);
   }
 
+  // A product event's properties, in the Segment e-commerce spec's shape.
+  function productEvent(p, qty) {
+    return { product_id: p.id, name: p.name, category: p.category, price: p.price, quantity: qty, currency: 'USD' };
+  }
+  // The cart's lines as the spec's products array.
+  function products(lines) {
+    return lines.map(function (l) { var p = byId(l.id); return { product_id: p.id, name: p.name, price: p.price, quantity: l.qty }; });
+  }
+
   function art(p) { return '<div class="product-art" style="background:' + p.bg + '">' + ART[p.art] + '</div>'; }
 
   function productCard(p) {
@@ -181,25 +190,41 @@
     $('#price').textContent = money(p.price);
     $('#specs').innerHTML = p.specs.map(function (s) { return '<li><span class="muted">' + esc(s[0]) + '</span><span>' + esc(s[1]) + '</span></li>'; }).join('');
     var qty = 1, add = $('#add-to-cart'), wish = $('#add-to-wishlist');
-    var setQty = function (n) { qty = Math.max(1, Math.min(9, n)); $('#qty').textContent = qty; add.setAttribute('data-track-quantity', String(qty)); };
-    // Declarative tracking: the button's data-track-* attributes are the event's properties.
-    [add, wish].forEach(function (b) {
-      b.setAttribute('data-track-product_id', p.id);
-      b.setAttribute('data-track-name', p.name);
-      b.setAttribute('data-track-price', String(p.price));
-      b.setAttribute('data-track-category', p.category);
-    });
+    var setQty = function (n) { qty = Math.max(1, Math.min(9, n)); $('#qty').textContent = qty; };
+    // Declarative tracking: the button's data-track-* attributes are the event's properties
+    // (all strings: the tracking plan's schema for this event says so).
+    wish.setAttribute('data-track-product_id', p.id);
+    wish.setAttribute('data-track-name', p.name);
+    wish.setAttribute('data-track-price', String(p.price));
+    wish.setAttribute('data-track-category', p.category);
     setQty(1);
     $('#minus').addEventListener('click', function () { setQty(qty - 1); });
     $('#plus').addEventListener('click', function () { setQty(qty + 1); });
-    add.addEventListener('click', function () { cart.add(p.id, qty); toast(qty + ' × ' + p.name + ' added to your cart'); });
+    add.addEventListener('click', function () {
+      cart.add(p.id, qty);
+      cs().track('Product Added', productEvent(p, qty));
+      toast(qty + ' × ' + p.name + ' added to your cart');
+    });
     wish.addEventListener('click', function () { toast(p.name + ' saved to your wishlist'); });
+    // Off plan, on purpose: a price as text ("12,99") where the shop's tracking plan
+    // (examples/plans/shop) wants a number. In tag mode, as `./dev run` starts the collector,
+    // it is stored with context.violations naming /properties/price; enforce would reject it.
+    $('#off-plan').addEventListener('click', function () {
+      var e = productEvent(p, 1);
+      e.price = '12,99';
+      cs().track('Product Added', e);
+      toast('Sent Product Added with price "12,99": see its violation in the inspector');
+    });
     $('#related').innerHTML = CATALOG.filter(function (o) { return o.id !== p.id; }).slice(0, 3).map(productCard).join('');
     // A custom call made during page load: the snippet queues it until the tracker is ready.
     cs().track('Product Viewed', { product_id: p.id, name: p.name, price: p.price, category: p.category, currency: 'USD' });
   };
 
   pages.cart = function () {
+    var totals = function () {
+      var sub = cart.subtotal(), ship = sub >= 100 || sub === 0 ? 0 : 6;
+      return { subtotal: sub, shipping: ship, total: sub + ship };
+    };
     var render = function () {
       var lines = cart.lines(), list = $('#lines');
       if (!lines.length) {
@@ -216,14 +241,12 @@
             '" data-track-quantity="' + l.qty + '">Remove</button></div></div>';
         }).join('');
       }
-      var sub = cart.subtotal(), ship = sub >= 100 || sub === 0 ? 0 : 6;
-      $('#subtotal').textContent = money(sub);
-      $('#shipping').textContent = ship ? money(ship) : 'Free';
-      $('#total').textContent = money(sub + ship);
+      var sums = totals();
+      $('#subtotal').textContent = money(sums.subtotal);
+      $('#shipping').textContent = sums.shipping ? money(sums.shipping) : 'Free';
+      $('#total').textContent = money(sums.total);
       $('#checkout').disabled = !lines.length;
-      $('#checkout').setAttribute('data-track-items', String(cart.count()));
-      $('#checkout').setAttribute('data-track-value', String(sub + ship));
-      return { subtotal: sub, shipping: ship, total: sub + ship };
+      return sums;
     };
     $('#lines').addEventListener('click', function (e) {
       var b = e.target.closest('button');
@@ -237,6 +260,8 @@
       render();
     });
     $('#checkout').addEventListener('click', function () {
+      var sums = totals();
+      cs().track('Checkout Started', { value: sums.total, revenue: sums.subtotal, shipping: sums.shipping, currency: 'USD', products: products(cart.lines()) });
       $('#checkout-form').hidden = false;
       $('#checkout').hidden = true;
       var u = user.get();
@@ -254,10 +279,11 @@
         order_id: orderId,
         currency: 'USD',
         subtotal: sums.subtotal,
+        revenue: sums.subtotal,
         shipping: sums.shipping,
         total: sums.total,
         shipping_method: form.shipping.value,
-        products: lines.map(function (l) { var p = byId(l.id); return { product_id: p.id, name: p.name, price: p.price, quantity: l.qty }; }),
+        products: products(lines),
       });
       cart.save([]);
       $('#cart-area').hidden = true;
@@ -324,7 +350,7 @@
     });
   };
 
-  window.KC = { CATALOG: CATALOG, CATEGORIES: CATEGORIES, ART: ART, byId: byId, money: money, esc: esc, cart: cart, user: user, toast: toast, cs: cs, flushThen: flushThen, art: art, productCard: productCard };
+  window.KC = { CATALOG: CATALOG, CATEGORIES: CATEGORIES, ART: ART, byId: byId, money: money, esc: esc, cart: cart, user: user, toast: toast, cs: cs, flushThen: flushThen, art: art, productCard: productCard, productEvent: productEvent };
 
   function start() {
     updateHeader();

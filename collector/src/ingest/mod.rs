@@ -461,35 +461,35 @@ impl Ingest {
 }
 
 /// The message a tracking plan checks: the event after validation, with the batch's
-/// `context` and `integrations` filled in where it has none of its own, before enrichment.
-fn plan_message(
-    ev: &Event,
+/// `context` and `integrations` filling in what it lacks (as enrichment will), before
+/// enrichment. Its fields are the event's own, borrowed, unless there are batch defaults.
+fn plan_message<'e>(
+    ev: &'e Event,
     context: Option<&Event>,
     integrations: Option<&Event>,
-) -> Result<serde_json::Value, String> {
-    use serde_json::Value;
-    let unreadable =
-        |e: serde_json::Error| format!("event does not parse as JSON for the tracking plan: {e}");
-    let mut v: Value = serde_json::from_str(&ev.to_json()).map_err(unreadable)?;
+) -> Result<crate::plan::Fields<'e>, String> {
+    use std::borrow::Cow;
+    if context.is_none() && integrations.is_none() {
+        return Ok(ev
+            .fields()
+            .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
+            .collect());
+    }
+    let mut m = ev.clone().into_owned();
     for (key, defaults) in [("context", context), ("integrations", integrations)] {
-        let (Some(defaults), Value::Object(obj)) = (defaults, &mut v) else {
-            continue;
-        };
-        let entry = obj
-            .entry(key)
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Value::Object(m) = entry {
-            for (k, text) in defaults.fields() {
-                if !m.contains_key(k) {
-                    m.insert(
-                        k.to_string(),
-                        serde_json::from_str(text).map_err(unreadable)?,
-                    );
-                }
-            }
+        if let Some(defaults) = defaults {
+            m.object(key)?.fill_missing(&defaults.clone().into_owned());
         }
     }
-    Ok(v)
+    Ok(m.fields()
+        .map(|(k, v)| {
+            let v = match m.child(k) {
+                Some(child) => child.to_json(),
+                None => v.to_string(),
+            };
+            (Cow::Owned(k.to_string()), Cow::Owned(v))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -164,6 +164,7 @@ pub fn load(dir: &Path) -> Result<Plan, LoadError> {
                     label: binding.to_string(),
                     binding,
                     file: d.rel.clone(),
+                    shape: super::shape::Shape::of(&d.value),
                     value: d.value.clone(),
                     validator,
                 }),
