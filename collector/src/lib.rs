@@ -3,8 +3,8 @@
 //! Data flows one way:
 //!
 //! ```text
-//!  HTTP ──► server ──► routes ──► ingest: decode → message → validate → enrich ──► spool ──► sinks
-//!                                            │ (rejected)                          (fsync)   capture | stdout
+//!  HTTP ──► server ──► routes ──► ingest: decode → message → validate → plan → enrich ──► spool ──► sinks
+//!                                            │ (rejected)                                 (fsync)   capture | stdout
 //!                                            └──────────────► deadletter
 //! ```
 //!
@@ -12,6 +12,7 @@
 //! - [`server`]: accept loop, HTTP/1.1 + HTTP/2, graceful shutdown.
 //! - [`routes`]: the Segment HTTP API, pixel, CORS, health, readiness, metrics, static files.
 //! - [`ingest`]: turns a request into enriched events, or a specific error.
+//! - [`plan`]: tracking plans, the site's own JSON Schemas each event is held to.
 //! - [`spool`]: the durable log; a 2xx means the events are fsync'd here.
 //! - [`sinks`]: drain the spool, each from its own cursor: [`sinks::capture`] writes Event Hubs
 //!   Capture Avro files, [`sinks::stdout`] writes NDJSON.
