@@ -17,7 +17,7 @@ const COLLECTOR =
   process.env.COLLECTOR_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target'), 'debug/collector');
 
 /** Starts the collector; resolves once it logged its address. */
-async function startCollector({ port = 0, dataDir, args = [] } = {}) {
+async function startCollector({ port = 0, dataDir, args = [], siteDir = SITE } = {}) {
   dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'cs-e2e-'));
   const child = spawn(
     COLLECTOR,
@@ -27,7 +27,7 @@ async function startCollector({ port = 0, dataDir, args = [] } = {}) {
       '--sink', 'capture',
       '--capture-roll-secs', '1',
       '--tracker-dir', PKG,
-      '--site-dir', SITE,
+      '--site-dir', siteDir,
       ...args,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },

@@ -78,6 +78,26 @@ impl Queue {
         self.bytes = 0;
     }
 
+    /// How many messages from the `start`-th on fit in a body of at most `max_body` bytes
+    /// (at least one, if there is any).
+    pub fn fitting(&self, start: usize, max_body: usize, envelope: usize) -> usize {
+        let mut size = envelope;
+        let mut n = 0;
+        for m in self.items.range(start.min(self.items.len())..) {
+            size += m.len() + 1;
+            if size > max_body && n > 0 {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The messages from the `start`-th on, `n` of them, in place.
+    pub fn slice(&self, start: usize, n: usize) -> impl Iterator<Item = &String> {
+        self.items.range(start..start + n)
+    }
+
     /// Takes the oldest messages that fit in a request body of at most `max_body` bytes,
     /// given the size of the empty envelope. Always takes at least one message if any.
     pub fn take(&mut self, max_body: usize, envelope: usize) -> Vec<String> {
@@ -98,12 +118,10 @@ impl Queue {
 }
 
 /// The request body of the batch endpoint for `batch`.
-pub fn body(batch: &[String], sent_at: &str, write_key: &str) -> String {
-    let mut s = String::with_capacity(
-        64 + write_key.len() + batch.iter().map(|m| m.len() + 1).sum::<usize>(),
-    );
+pub fn body<'a>(batch: impl Iterator<Item = &'a String>, sent_at: &str, write_key: &str) -> String {
+    let mut s = String::new();
     s.push_str("{\"batch\":[");
-    for (i, m) in batch.iter().enumerate() {
+    for (i, m) in batch.enumerate() {
         if i > 0 {
             s.push(',');
         }
@@ -196,15 +214,34 @@ mod tests {
     }
 
     #[test]
+    fn pieces_are_cut_in_place_from_any_position() {
+        let mut q = Queue::new(100, 10_000);
+        for i in 0..6 {
+            q.push(msg(i)); // 7 bytes each, 8 in a body
+        }
+        assert_eq!(q.fitting(0, 10 + 16, 10), 2);
+        assert_eq!(q.fitting(4, 10 + 100, 10), 2, "only what is left");
+        assert_eq!(
+            q.fitting(5, 1, 10),
+            1,
+            "one message even when it does not fit"
+        );
+        assert_eq!(q.fitting(6, 100, 10), 0);
+        let piece: Vec<_> = q.slice(2, 2).cloned().collect();
+        assert_eq!(piece, vec![msg(2), msg(3)]);
+        assert_eq!(q.len(), 6, "nothing taken");
+    }
+
+    #[test]
     fn batches_respect_the_body_limit() {
         let mut q = Queue::new(100, 10_000);
         for i in 0..10 {
             q.push(msg(i));
         }
-        let envelope = body(&[], "2024-01-01T00:00:00.000Z", "k").len();
+        let envelope = body([].iter(), "2024-01-01T00:00:00.000Z", "k").len();
         let b = q.take(envelope + 8 * 3, envelope);
         assert_eq!(b.len(), 3);
-        assert!(body(&b, "2024-01-01T00:00:00.000Z", "k").len() <= envelope + 24);
+        assert!(body(b.iter(), "2024-01-01T00:00:00.000Z", "k").len() <= envelope + 24);
         // A single message larger than the limit still leaves on its own.
         let big = q.take(1, envelope);
         assert_eq!(big, vec![msg(3)]);
@@ -214,7 +251,7 @@ mod tests {
     #[test]
     fn builds_the_segment_batch_body() {
         let b = body(
-            &["{\"a\":1}".to_string(), "{\"b\":2}".to_string()],
+            ["{\"a\":1}".to_string(), "{\"b\":2}".to_string()].iter(),
             "2024-01-01T00:00:00.000Z",
             "k\"1",
         );

@@ -42,9 +42,8 @@ pub struct State {
     /// time a page touches it, so it stays off the init path).
     statics: String,
     queue: Queue,
-    /// The batch being fetched, and whether that fetch has keepalive.
+    /// The batch being fetched.
     inflight: Vec<String>,
-    inflight_keepalive: bool,
     sending: bool,
     /// Consecutive failed attempts and the time before which no retry is made.
     attempt: u32,
@@ -55,6 +54,10 @@ pub struct State {
     warned: bool,
     /// `pagehide` was seen: the page is being left (until a bfcache `pageshow`).
     left: bool,
+    /// How many messages at the front of the queue a beacon has already carried since the
+    /// last fetch: they stay queued (a beacon is never acknowledged) but are not beaconed
+    /// twice.
+    beaconed: usize,
     /// This page's storage key for its queue.
     queue_key: String,
     /// The last page view's URL (for SPA de-duplication) and its referrer.
@@ -120,7 +123,6 @@ impl State {
             session,
             statics: String::new(),
             inflight: Vec::new(),
-            inflight_keepalive: false,
             sending: false,
             attempt: 0,
             retry_at: 0.0,
@@ -128,6 +130,7 @@ impl State {
             waiting: false,
             warned: false,
             left: false,
+            beaconed: 0,
             queue_key,
             page_url: String::new(),
             referrer: host.referrer(),
@@ -310,9 +313,11 @@ impl State {
 
     // ----- persistence -----
 
-    /// Mirrors everything not yet acknowledged to storage. When the page is being left
-    /// (`leaving`), a keepalive fetch in flight is trusted to finish and left out, and the
-    /// queue is marked as orphaned so the next page load adopts it.
+    /// Mirrors everything not yet acknowledged by a 2xx to storage: the batch in flight (a
+    /// keepalive fetch can still be cancelled with the page) and what beacons carried (they
+    /// are never acknowledged). When the page is being left (`leaving`), the queue is marked
+    /// as orphaned so the next page load adopts and resends it; the collector drops the
+    /// copies that did arrive by messageId.
     fn persist(&mut self, leaving: bool) {
         if !self.granted() {
             return;
@@ -320,8 +325,7 @@ impl State {
         // Chrome may fire visibilitychange after pagehide: stay "leaving" once left.
         self.left |= leaving;
         let leaving = self.left;
-        let skip_inflight = leaving && self.inflight_keepalive;
-        let inflight: &[String] = if skip_inflight { &[] } else { &self.inflight };
+        let inflight: &[String] = &self.inflight;
         if self.queue.is_empty() && inflight.is_empty() {
             self.store.remove(&self.host, &self.queue_key);
             return;
@@ -378,9 +382,9 @@ impl State {
 
     fn body_for(&mut self, max: usize) -> (Vec<String>, String) {
         let sent_at = self.host.iso();
-        let envelope = queue::body(&[], &sent_at, &self.cfg.write_key).len();
+        let envelope = queue::body([].iter(), &sent_at, &self.cfg.write_key).len();
         let batch = self.queue.take(max, envelope);
-        let body = queue::body(&batch, &sent_at, &self.cfg.write_key);
+        let body = queue::body(batch.iter(), &sent_at, &self.cfg.write_key);
         (batch, body)
     }
 
@@ -427,14 +431,13 @@ impl State {
             return;
         }
         let (batch, body) = self.body_for(self.cfg.max_batch_bytes);
+        self.beaconed = 0;
         self.inflight = batch;
         self.sending = true;
         self.persist(false);
-        // Retries go without keepalive: a page left while the collector is failing keeps
-        // the batch in storage for the next load instead of trusting a request that
-        // would outlive the page and may fail unseen.
-        self.inflight_keepalive =
-            transport::post(&self.host, &self.url(), &body, self.attempt == 0);
+        // Retries go without keepalive: while the collector is failing, a request need not
+        // outlive the page (the batch is in storage for the next load either way).
+        transport::post(&self.host, &self.url(), &body, self.attempt == 0);
     }
 
     /// The batch fetch got an answer (status 0: a network error).
@@ -499,9 +502,10 @@ impl State {
     }
 
     /// The page is being hidden (`leaving == false`) or left: queue the engagement event
-    /// and hand the queue to `sendBeacon`, unless the collector is failing, in which case
-    /// the queue stays in storage for the next page load. Whatever the beacon quota does
-    /// not take stays stored too.
+    /// and hand what no beacon has carried yet to `sendBeacon`, unless the collector is
+    /// failing. A beacon the browser accepts may still never arrive (the page's process
+    /// ends first), and nothing says whether it did: so everything stays queued and
+    /// stored until a fetch's 2xx, and goes out again with the next flush or page load.
     pub fn hide(&mut self, leaving: bool) {
         self.report_engagement();
         if !self.granted() {
@@ -509,12 +513,16 @@ impl State {
         }
         if self.attempt == 0 {
             let url = self.url();
-            while !self.queue.is_empty() {
-                let (batch, body) = self.body_for(KEEPALIVE_MAX);
+            let sent_at = self.host.iso();
+            let key = &self.cfg.write_key;
+            let envelope = queue::body([].iter(), &sent_at, key).len();
+            while self.beaconed < self.queue.len() {
+                let n = self.queue.fitting(self.beaconed, KEEPALIVE_MAX, envelope);
+                let body = queue::body(self.queue.slice(self.beaconed, n), &sent_at, key);
                 if !self.host.beacon(&url, &body) {
-                    self.queue.unshift(batch);
                     break;
                 }
+                self.beaconed += n;
             }
         }
         self.persist(leaving);
