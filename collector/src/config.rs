@@ -298,6 +298,8 @@ pub struct SpoolConfig {
     pub dir: PathBuf,
     pub max_bytes: u64,
     pub segment_bytes: u64,
+    /// Keep the newest segment every sink has passed, for the dedupe window at start.
+    pub keep_window: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -459,6 +461,7 @@ impl Options {
             dir: data_dir.join("spool"),
             max_bytes: opts.spool_max_bytes.unwrap_or(1 << 30),
             segment_bytes: opts.spool_segment_bytes.unwrap_or(16 << 20),
+            keep_window: ingest.dedupe_ids > 0,
         };
         if spool.segment_bytes == 0 || spool.max_bytes < spool.segment_bytes {
             bail!(

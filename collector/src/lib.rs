@@ -132,6 +132,12 @@ pub async fn run_with(
         None => None,
     };
     let spool = spool::Spool::open(&config.spool).context("opening the spool")?;
+    let dedupe = ingest::dedupe::Dedupe::open(
+        config.ingest.dedupe_ids,
+        &config.spool.dir.join("dedupe.seed"),
+        &spool,
+    )
+    .context("rebuilding the dedupe window")?;
     let dead_letters = deadletter::DeadLetters::open(
         config.data_dir.join("deadletter"),
         config.dead_letter_max_bytes,
@@ -207,7 +213,7 @@ pub async fn run_with(
                 .then(|| Arc::new(inspector::Inspector::new())),
             policy: policy.clone(),
             limits: ratelimit::RateLimits::new(&config.limits),
-            dedupe: ingest::dedupe::Dedupe::new(config.ingest.dedupe_ids),
+            dedupe,
             in_flight: ingest::inflight::InFlight::new(config.ingest.max_body_bytes_in_flight),
         },
         metrics,

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{client, read_capture, track, Collector};
+use common::{client, post_batch, read_capture, track, Collector};
 use serde_json::{json, Value};
 
 /// Post 10-event batches from `workers` tasks until `stop`; return the acknowledged ids.
@@ -236,6 +236,73 @@ async fn a_sink_added_later_reads_what_the_spool_holds() {
         .map(|r| r.body["messageId"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 50);
+}
+
+/// A browser resends at its next page load what it could not see acknowledged, and that may
+/// reach a collector restarted after `kill -9`. The restarted collector rebuilds its dedupe
+/// window from the spool (the window segment and the tail), so the resends are acknowledged
+/// and stored once, even when the tail rolled over just before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_after_a_kill_9_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--capture-roll-secs", "1", "--spool-segment-bytes", "65536"];
+    let http = client();
+    let c = Collector::start(dir.path(), &args);
+    let events: Vec<Value> = (0..3000).map(|i| track(i, "once")).collect();
+    for batch in events.chunks(100) {
+        assert_eq!(post_batch(&http, &c, batch).await.status(), 200);
+    }
+    // Let the capture sink pass every segment but the tail.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = c.metrics().await;
+        if m.contains("collector_spool_depth_events 0\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "capture kept up: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.kill9();
+    let segments = common::files_with_suffix(&dir.path().join("spool"), ".log");
+    assert_eq!(segments.len(), 1, "passed segments are gone: {segments:?}");
+    let tail = std::fs::metadata(&segments[0]).unwrap().len();
+    assert_eq!(
+        common::files_with_suffix(&dir.path().join("spool"), ".window").len(),
+        1
+    );
+
+    // The last 200 events (about 100 KB stored, more than one segment) come again.
+    let c = Collector::start(dir.path(), &args);
+    assert!(
+        c.log().contains("dedupe window rebuilt from the spool"),
+        "{}",
+        c.log()
+    );
+    for batch in events[2800..].chunks(50) {
+        let r = post_batch(&http, &c, batch).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["accepted"], 50, "{v}");
+    }
+    let fresh: Vec<Value> = (0..20).map(|i| track(i, "after")).collect();
+    assert_eq!(post_batch(&http, &c, &fresh).await.status(), 200);
+    let metrics = c.metrics().await;
+    assert!(c.terminate().success());
+
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for r in read_capture(dir.path()) {
+        *counts
+            .entry(r.body["messageId"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    println!("resent 200 after kill -9 (tail segment {tail} bytes): {duplicates} stored twice");
+    assert_eq!(counts.len(), 3020, "every event stored");
+    assert_eq!(duplicates, 0, "resends after the restart stored once");
+    assert!(
+        metrics.contains("collector_events_deduplicated_total 200"),
+        "{metrics}"
+    );
 }
 
 /// The signal handlers are in place before the collector says it is listening: SIGHUP (config

@@ -850,6 +850,7 @@ async fn spool_with(data: &Path, n: u32) -> Vec<(u64, std::path::PathBuf)> {
         dir: data.join("spool"),
         max_bytes: 1 << 30,
         segment_bytes: 2_000,
+        keep_window: false,
     })
     .unwrap();
     for i in 0..n {

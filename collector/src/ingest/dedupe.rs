@@ -12,17 +12,29 @@
 //!
 //! Bounded: keys live in two generations of `capacity` each; when the current one is full,
 //! the previous one is forgotten, so at least the last `capacity` keys (and at most twice as
-//! many) are remembered. Not shared across restarts or collectors, so downstream jobs should
-//! still dedupe by messageId.
+//! many) are remembered.
+//!
+//! Restarts: every spooled event carries its key (see `sinks::meta`), and keys are SipHash
+//! under a secret seed kept beside the spool ([`load_seed`]), so the same event gets the same
+//! key in the next process. At start the collector reads the keys of the spool's newest events
+//! back ([`crate::spool::Spool::recent`]), so a browser resending at its next page load what a
+//! collector killed mid-request had stored is still stored once. Not shared between
+//! collectors, so downstream jobs should still dedupe by messageId.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::Write;
+use std::path::Path;
 use std::sync::Mutex;
 
-use crate::sinks::meta::EventMeta;
+use anyhow::Context;
+use siphasher::sip::SipHasher13;
 
-/// Keys are already uniform 64-bit hashes (from a per-process random seed, so clients cannot
-/// aim ids at one bucket): the sets use them as they are.
+use crate::sinks::meta::{self, EventMeta};
+use crate::spool::Spool;
+
+/// Keys are already uniform 64-bit hashes (under a secret seed, so clients cannot aim ids at
+/// one bucket): the sets use them as they are.
 #[derive(Default)]
 struct KeyHasher(u64);
 
@@ -48,31 +60,68 @@ const SMALL_BATCH: usize = 16;
 
 pub struct Dedupe {
     capacity: usize,
-    seed: RandomState,
+    seed: [u8; 16],
     /// (current, previous) generations.
     state: Mutex<(KeySet, KeySet)>,
 }
 
 impl Dedupe {
-    /// Remember at least the last `capacity` ids; 0 turns deduplication off.
-    pub fn new(capacity: usize) -> Dedupe {
+    /// Remember at least the last `capacity` ids, keyed under `seed`; 0 turns deduplication
+    /// off.
+    pub fn new(capacity: usize, seed: [u8; 16]) -> Dedupe {
         Dedupe {
             capacity,
-            seed: RandomState::new(),
+            seed,
             state: Mutex::new(Default::default()),
         }
     }
 
+    /// Remember at least the last `capacity` ids, under the seed kept at `seed_path`, starting
+    /// with the keys of the newest events in `spool`: the window a restart keeps.
+    pub fn open(capacity: usize, seed_path: &Path, spool: &Spool) -> anyhow::Result<Dedupe> {
+        let seed = load_seed(seed_path)
+            .with_context(|| format!("reading the dedupe seed {}", seed_path.display()))?;
+        let dedupe = Dedupe::new(capacity, seed);
+        if capacity == 0 {
+            return Ok(dedupe);
+        }
+        let started = std::time::Instant::now();
+        let mut keys = Vec::new();
+        let read = spool
+            .recent(capacity, |payload| keys.extend(meta::dedupe_key(payload)))
+            .context("reading the spool's newest events")?;
+        dedupe.remember(&keys);
+        tracing::info!(
+            events = read,
+            keys = keys.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "dedupe window rebuilt from the spool"
+        );
+        Ok(dedupe)
+    }
+
     /// The key of one event: its scope, messageId, type, name and user ids, hashed to 64 bits.
+    /// Each field is written with its length, so no two lists of fields hash the same input;
+    /// the bytes are fixed here (not by `Hash` impls) because keys outlive the process.
     pub fn key(&self, scope: &str, meta: &EventMeta) -> u64 {
-        self.seed.hash_one((
-            scope,
+        let mut h = SipHasher13::new_with_key(&self.seed);
+        for field in [
+            Some(scope),
             meta.message_id.as_deref(),
             meta.kind.as_deref(),
             meta.event_name(),
             meta.user_id.as_deref(),
             meta.anonymous_id.as_deref(),
-        ))
+        ] {
+            match field {
+                Some(s) => {
+                    h.write_u64(s.len() as u64);
+                    h.write(s.as_bytes());
+                }
+                None => h.write_u64(u64::MAX),
+            }
+        }
+        h.finish()
     }
 
     /// For each key, whether it is new: neither remembered nor repeated earlier in `keys`.
@@ -114,9 +163,38 @@ impl Dedupe {
     }
 }
 
+/// The secret seed of the dedupe keys, kept in the file at `path`: read it, or make one and
+/// store it durably (written aside, fsync'd, then renamed) when there is none yet.
+pub fn load_seed(path: &Path) -> std::io::Result<[u8; 16]> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return bytes.try_into().map_err(|_| {
+                std::io::Error::other(format!(
+                    "{} is not a 16-byte dedupe seed; delete it to make a new one",
+                    path.display()
+                ))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let seed = uuid::Uuid::new_v4().into_bytes();
+    let aside = path.with_extension("new");
+    let mut f = std::fs::File::create(&aside)?;
+    f.write_all(&seed)?;
+    f.sync_all()?;
+    std::fs::rename(&aside, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SEED: [u8; 16] = *b"0123456789abcdef";
 
     fn meta<'a>(id: &'a str, user: &'a str) -> EventMeta<'a> {
         EventMeta {
@@ -130,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_key_tells_users_and_events_apart() {
-        let d = Dedupe::new(10);
+        let d = Dedupe::new(10, SEED);
         let k = d.key("web", &meta("1", "u1"));
         assert_eq!(k, d.key("web", &meta("1", "u1")), "a resend");
         assert_ne!(
@@ -146,7 +224,7 @@ mod tests {
 
     #[test]
     fn remembers_per_scope_and_forgets_the_oldest() {
-        let d = Dedupe::new(2);
+        let d = Dedupe::new(2, SEED);
         let key = |scope: &str, id: &str| d.key(scope, &meta(id, "u"));
         let (a, b, c) = (key("web", "m1"), key("web", "m2"), key("web", "m3"));
         assert_eq!(
@@ -178,8 +256,35 @@ mod tests {
             (0..40).map(|i| i < 20).collect::<Vec<_>>(),
             "repeats in a batch too large to compare pairwise"
         );
-        let off = Dedupe::new(0);
+        let off = Dedupe::new(0, SEED);
         off.remember(&[a]);
         assert_eq!(off.fresh(&[a, a]), [true, true]);
+    }
+
+    #[test]
+    fn keys_stay_the_same_under_a_stored_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dedupe.seed");
+        let seed = load_seed(&path).unwrap();
+        assert_eq!(load_seed(&path).unwrap(), seed, "read back, not made anew");
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(load_seed(&other.path().join("s")).unwrap(), seed);
+        let (a, b) = (Dedupe::new(10, seed), Dedupe::new(10, seed));
+        assert_eq!(
+            a.key("web", &meta("1", "u1")),
+            b.key("web", &meta("1", "u1"))
+        );
+        assert_ne!(
+            a.key("web", &meta("1", "u1")),
+            Dedupe::new(10, SEED).key("web", &meta("1", "u1"))
+        );
+        // Fixed bytes: the same key in every build, so a spool outlives an upgrade.
+        assert_eq!(
+            Dedupe::new(1, SEED).key("web", &meta("1", "u1")),
+            0x4b03_6442_047f_6a09
+        );
+        std::fs::write(&path, b"short").unwrap();
+        let e = load_seed(&path).unwrap_err().to_string();
+        assert!(e.contains("not a 16-byte dedupe seed"), "{e}");
     }
 }

@@ -443,8 +443,9 @@ impl Ingest {
             message_id: ev.str("messageId"),
             received_at: ev.str("receivedAt"),
         };
+        let key = self.dedupe.key(scope, &meta);
         let start = out.len();
-        meta.write_header(out);
+        meta.write_header(key, out);
         let json_start = out.len();
         ev.write(out);
         let size = out.len() - json_start;
@@ -456,7 +457,7 @@ impl Ingest {
             )
             .into());
         }
-        Ok((self.dedupe.key(scope, &meta), found))
+        Ok((key, found))
     }
 }
 

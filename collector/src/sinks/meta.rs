@@ -5,9 +5,10 @@
 //! Ingest already holds these fields when it stores an event, so it writes them in front of
 //! the event's JSON in the spooled payload ([`EventMeta::write_header`]); sinks read them back
 //! with [`EventMeta::split`] instead of scanning every event's JSON a second time. The header
-//! is a tag byte (`0x01`, which JSON text never starts with) and seven fields, each a
-//! little-endian `u32` length (`u32::MAX` for none) and UTF-8 bytes. A payload without the tag
-//! is plain JSON (spools written before the header existed) and is parsed.
+//! is a tag byte (`0x02`; JSON text never starts with it), the event's dedupe key (a
+//! little-endian `u64`, read back at start by [`dedupe_key`] to rebuild the dedupe window),
+//! and seven fields, each a little-endian `u32` length (`u32::MAX` for none) and UTF-8 bytes.
+//! Older spools hold tag `0x01` headers (no key) or plain JSON, which is parsed.
 
 use std::borrow::Cow;
 
@@ -35,8 +36,10 @@ pub struct EventMeta<'a> {
     pub received_at: Option<Cow<'a, str>>,
 }
 
-/// First byte of a spooled payload that starts with a header.
-const HEADER_TAG: u8 = 0x01;
+/// First byte of a spooled payload that starts with a header and a dedupe key.
+const HEADER_TAG: u8 = 0x02;
+/// First byte of a header written before the dedupe key was (no key).
+const HEADER_TAG_V1: u8 = 0x01;
 /// Length that marks an absent field.
 const ABSENT: u32 = u32::MAX;
 
@@ -59,8 +62,9 @@ impl<'a> EventMeta<'a> {
     }
 
     /// Write the header that goes in front of the event's JSON in a spooled payload.
-    pub fn write_header(&self, out: &mut Vec<u8>) {
+    pub fn write_header(&self, dedupe_key: u64, out: &mut Vec<u8>) {
         out.push(HEADER_TAG);
+        out.extend_from_slice(&dedupe_key.to_le_bytes());
         for field in self.fields() {
             match field {
                 Some(s) => {
@@ -76,10 +80,14 @@ impl<'a> EventMeta<'a> {
     /// A spooled payload's header and the event's JSON. A payload with no header is JSON and
     /// is parsed; a damaged header (the spool's checksums make that a bug) yields defaults.
     pub fn split(payload: &'a [u8]) -> (EventMeta<'a>, &'a [u8]) {
-        if payload.first() != Some(&HEADER_TAG) {
-            return (EventMeta::parse(payload), payload);
-        }
-        let mut rest = &payload[1..];
+        let mut rest = match payload.first() {
+            Some(&HEADER_TAG) => match payload.get(9..) {
+                Some(rest) => rest,
+                None => return (EventMeta::default(), &[]),
+            },
+            Some(&HEADER_TAG_V1) => &payload[1..],
+            _ => return (EventMeta::parse(payload), payload),
+        };
         let mut next = || -> Result<Option<Cow<'a, str>>, ()> {
             let (len, tail) = rest.split_first_chunk::<4>().ok_or(())?;
             let len = u32::from_le_bytes(*len);
@@ -135,6 +143,14 @@ impl<'a> EventMeta<'a> {
     }
 }
 
+/// The dedupe key a spooled payload's header carries, if it has one.
+pub fn dedupe_key(payload: &[u8]) -> Option<u64> {
+    match payload.split_first_chunk::<9>() {
+        Some(([HEADER_TAG, key @ ..], _)) => Some(u64::from_le_bytes(*key)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,11 +185,19 @@ mod tests {
             ..Default::default()
         };
         let mut payload = Vec::new();
-        meta.write_header(&mut payload);
+        meta.write_header(0x0123_4567_89ab_cdef, &mut payload);
         payload.extend_from_slice(json);
         let (back, body) = EventMeta::split(&payload);
         assert_eq!(body, json);
         assert_eq!(back.fields(), meta.fields());
+        assert_eq!(dedupe_key(&payload), Some(0x0123_4567_89ab_cdef));
+        assert_eq!(dedupe_key(json), None);
+        // A header from before the key still reads.
+        let mut v1 = vec![HEADER_TAG_V1];
+        v1.extend_from_slice(&payload[9..]);
+        let (back, body) = EventMeta::split(&v1);
+        assert_eq!((back.fields(), body), (meta.fields(), &json[..]));
+        assert_eq!(dedupe_key(&v1), None);
         let (plain, body) = EventMeta::split(json);
         assert_eq!(body, json);
         assert_eq!(plain.event_name(), Some("Home"));

@@ -452,6 +452,7 @@ mod tests {
             dir: dir.path().join("spool"),
             max_bytes: 1 << 20,
             segment_bytes: 1 << 16,
+            keep_window: true,
         })
         .unwrap();
         let dead = DeadLetters::open(dir.path().join("dead"), 1 << 20).unwrap();

@@ -6,6 +6,12 @@
 //! delivery is at-least-once. A segment is deleted once every sink has passed it. The disk budget
 //! is checked on each append: when spent, appends fail with [`AppendError::Full`] (HTTP 503).
 //!
+//! The newest segment every sink has passed can be kept as the *window*
+//! (`{first_seq:020}.window`): with the segments after it, it holds the recent events whose
+//! dedupe keys the collector reads back at start ([`Spool::recent`]), so a resend after a
+//! restart is still found, even right after the tail rolled over. It counts in the budget and
+//! is the first thing given back when an append needs the room.
+//!
 //! Layout: `{dir}/{first_seq:020}.log` segments (see [`record`] for the format) and
 //! `{dir}/cursors/{sink}` holding the next sequence number that sink needs.
 
@@ -29,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use reader::SpoolReader;
 pub use record::{Record, HEADER_LEN as RECORD_HEADER_LEN};
 pub use segment::Corrupt;
-use segment::SegmentInfo;
+use segment::{Item, SegmentInfo, SegmentReader};
 
 use crate::config::SpoolConfig;
 
@@ -71,6 +77,10 @@ struct Shared {
     spares: Mutex<Vec<(PathBuf, u64)>>,
     /// The newest durable records, for readers that keep up.
     recent: Mutex<recent::Recent>,
+    /// Keep the newest passed segment as the window?
+    keep_window: bool,
+    /// The window: the passed segment just before the oldest one in `segments`.
+    window: Mutex<Option<SegmentInfo>>,
     failed: AtomicBool,
     closed: AtomicBool,
 }
@@ -121,6 +131,19 @@ impl Spool {
             std::fs::remove_file(&spare)
                 .with_context(|| format!("removing {}", spare.display()))?;
         }
+        // The newest window is kept if it ends where the segments begin; others go.
+        let mut windows = segment::list_windows(&cfg.dir)?;
+        let mut window = windows.pop();
+        if !window
+            .as_ref()
+            .is_some_and(|w| cfg.keep_window && w.first_seq < segments[0].first_seq)
+        {
+            windows.extend(window.take());
+        }
+        for stale in windows {
+            std::fs::remove_file(&stale.path)
+                .with_context(|| format!("removing {}", stale.path.display()))?;
+        }
         let tail = segments.last_mut().unwrap();
         let scan = segment::scan(&tail.path, tail.first_seq)
             .with_context(|| format!("scanning {}", tail.path.display()))?;
@@ -134,7 +157,7 @@ impl Spool {
         }
         tail.next_seq = scan.next_seq;
         let tail = tail.clone();
-        let used: u64 = segments.iter().map(|s| s.bytes).sum();
+        let used: u64 = segments.iter().chain(&window).map(|s| s.bytes).sum();
         let shared = Arc::new(Shared {
             dir: cfg.dir.clone(),
             cursors_dir,
@@ -145,6 +168,8 @@ impl Spool {
             cursors: Mutex::new(HashMap::new()),
             spares: Mutex::new(Vec::new()),
             recent: Mutex::new(recent::Recent::new(recent::BUDGET)),
+            keep_window: cfg.keep_window,
+            window: Mutex::new(window),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
@@ -175,6 +200,38 @@ impl Spool {
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
+    /// Hand `f` the payloads of the newest durable records, oldest first: up to `max` of them,
+    /// as far as the window and the segments hold them. Returns how many were read. Meant for
+    /// start-up, before sinks run (they may retire the window meanwhile). Damaged records are
+    /// skipped; their sinks quarantine them.
+    pub fn recent(&self, max: usize, mut f: impl FnMut(&[u8])) -> std::io::Result<usize> {
+        let head = self.head();
+        let from = head.saturating_sub(max as u64);
+        let files: Vec<SegmentInfo> = {
+            let segments = self.shared.segments.lock().unwrap();
+            let window = self.shared.window.lock().unwrap();
+            window.iter().chain(segments.iter()).cloned().collect()
+        };
+        let mut read = 0;
+        for (i, info) in files.iter().enumerate() {
+            let end = files.get(i + 1).map_or(head, |next| next.first_seq);
+            if end <= from {
+                continue;
+            }
+            let mut r = SegmentReader::open(info, end)?;
+            if info.first_seq < from && !r.skip_to(from)? {
+                continue;
+            }
+            while let Some(item) = r.next()? {
+                if let Item::Record(rec) = item {
+                    f(&rec.payload);
+                    read += 1;
+                }
+            }
+        }
+        Ok(read)
+    }
+
     /// A reader for the named sink, positioned at its persisted cursor.
     pub fn reader(&self, name: &'static str) -> anyhow::Result<SpoolReader> {
         SpoolReader::open(self.shared.clone(), name)
@@ -189,7 +246,12 @@ impl Spool {
     pub fn writable(&self) -> bool {
         !self.shared.failed.load(Ordering::SeqCst)
             && !self.shared.closed.load(Ordering::SeqCst)
-            && self.shared.used_bytes.load(Ordering::SeqCst) < self.shared.max_bytes
+            && self
+                .shared
+                .used_bytes
+                .load(Ordering::SeqCst)
+                .saturating_sub(self.shared.window_bytes())
+                < self.shared.max_bytes
     }
 
     pub fn stats(&self) -> SpoolStats {
@@ -251,6 +313,50 @@ impl Shared {
         Some(path)
     }
 
+    /// Bytes the window holds (room an append can have back).
+    fn window_bytes(&self) -> u64 {
+        self.window.lock().unwrap().as_ref().map_or(0, |w| w.bytes)
+    }
+
+    /// Give the window's room back to the budget (for an append that needs it).
+    fn release_window(&self) -> bool {
+        let Some(w) = self.window.lock().unwrap().take() else {
+            return false;
+        };
+        match std::fs::remove_file(&w.path) {
+            Ok(()) => {
+                self.used_bytes.fetch_sub(w.bytes, Ordering::SeqCst);
+                tracing::debug!(
+                    segment = w.first_seq,
+                    "spool window given back to the budget"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(segment = %w.path.display(), error = %e, "could not delete the spool window");
+                false
+            }
+        }
+    }
+
+    /// Make the newest passed segment the window (while the spool is less than half full);
+    /// returns what goes instead: the old window, or `s` itself when it is not kept.
+    fn keep_window(&self, s: SegmentInfo) -> Option<SegmentInfo> {
+        let used = self.used_bytes.load(Ordering::SeqCst);
+        if !self.keep_window || used.saturating_mul(2) > self.max_bytes {
+            return Some(s);
+        }
+        let path = segment::window_path(&self.dir, s.first_seq);
+        if let Err(e) = std::fs::rename(&s.path, &path) {
+            tracing::warn!(segment = %s.path.display(), error = %e, "could not keep the spool window");
+            return Some(s);
+        }
+        self.window
+            .lock()
+            .unwrap()
+            .replace(SegmentInfo { path, ..s })
+    }
+
     /// Delete segments that every registered reader has passed. The tail is never deleted.
     fn collect_garbage(&self) {
         let Some(min) = self.cursors.lock().unwrap().values().copied().min() else {
@@ -265,6 +371,10 @@ impl Shared {
             }
             segs.drain(..n).collect()
         };
+        let mut doomed = doomed;
+        if let Some(newest) = doomed.pop() {
+            doomed.extend(self.keep_window(newest));
+        }
         for s in doomed {
             if self.keep_spare(&s) {
                 continue;
@@ -291,6 +401,7 @@ mod tests {
             dir: dir.to_path_buf(),
             max_bytes,
             segment_bytes,
+            keep_window: true,
         }
     }
 
@@ -497,6 +608,97 @@ mod tests {
         assert_eq!(reopened.head(), u64::from(n) + 2);
         assert!(segment::list_spares(dir.path()).unwrap().is_empty());
         reopened.close().await;
+    }
+
+    /// The payloads `Spool::recent` hands out.
+    fn recent_of(spool: &Spool, max: usize) -> Vec<Bytes> {
+        let mut got = Vec::new();
+        let n = spool
+            .recent(max, |p| got.push(Bytes::copy_from_slice(p)))
+            .unwrap();
+        assert_eq!(n, got.len());
+        got
+    }
+
+    #[tokio::test]
+    async fn the_newest_passed_segment_stays_as_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&cfg(dir.path(), 1 << 20, 100)).unwrap();
+        let mut r = spool.reader("s").unwrap();
+        for i in 0..10 {
+            spool.append(payloads(i * 4..i * 4 + 4)).await.unwrap();
+            let n = spool.head();
+            r.read(1000, usize::MAX).unwrap();
+            r.commit(n).unwrap();
+        }
+        // Every segment is passed: the tail and the window are left.
+        assert_eq!(spool.stats().segments, 1);
+        let window = segment::list_windows(dir.path()).unwrap();
+        assert_eq!(window.len(), 1, "one window");
+        let tail_first = segment::list(dir.path()).unwrap()[0].first_seq;
+        assert!(window[0].first_seq < tail_first);
+        assert_eq!(
+            recent_of(&spool, 5),
+            payloads(35..40),
+            "the newest, in order"
+        );
+        let all = recent_of(&spool, 1000);
+        assert_eq!(
+            all,
+            payloads(window[0].first_seq as u32..40),
+            "as far back as the window reaches"
+        );
+        assert!(
+            all.len() > 40 - tail_first as usize,
+            "the window adds to the tail"
+        );
+        spool.close().await;
+
+        // A restart keeps it (and counts it); a window with dedupe off goes.
+        let spool = Spool::open(&cfg(dir.path(), 1 << 20, 100)).unwrap();
+        assert_eq!(recent_of(&spool, 1000), all);
+        assert_eq!(
+            spool.stats().bytes,
+            window[0].bytes + segment::list(dir.path()).unwrap()[0].bytes
+        );
+        spool.close().await;
+        let off = SpoolConfig {
+            keep_window: false,
+            ..cfg(dir.path(), 1 << 20, 100)
+        };
+        let spool = Spool::open(&off).unwrap();
+        assert!(segment::list_windows(dir.path()).unwrap().is_empty());
+        assert_eq!(recent_of(&spool, 1000), payloads(tail_first as u32..40));
+        spool.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_window_gives_its_room_back_to_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&cfg(dir.path(), 1200, 300)).unwrap();
+        let mut r = spool.reader("s").unwrap();
+        // Deliver until a window is kept.
+        while segment::list_windows(dir.path()).unwrap().is_empty() {
+            spool.append(payloads(0..4)).await.unwrap();
+            let n = spool.head();
+            r.read(1000, usize::MAX).unwrap();
+            r.commit(n).unwrap();
+        }
+        let window = spool.shared.window_bytes();
+        assert!(window > 0);
+        // The sink stops; appends fill the budget, the window's room included.
+        let used = spool.stats().bytes;
+        let mut acked = 0;
+        while let Ok(range) = spool.append(payloads(0..1)).await {
+            acked += range.end - range.start;
+        }
+        assert!(segment::list_windows(dir.path()).unwrap().is_empty());
+        let record = (RECORD_HEADER_LEN + payloads(0..1)[0].len()) as u64;
+        assert!(
+            acked * record + record > 1200 - used + window,
+            "appends had the window's room: {acked} records of {record} bytes, {used} used"
+        );
+        spool.close().await;
     }
 
     #[tokio::test]

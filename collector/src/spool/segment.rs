@@ -45,27 +45,38 @@ pub fn spare_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.spare"))
 }
 
+/// Where the newest passed segment is kept as the dedupe window (see [`super::Spool::recent`]).
+pub fn window_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.window"))
+}
+
 /// Spare files left in `dir` (by a crash, or an older run).
 pub fn list_spares(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "spare") {
-            out.push(path);
-        }
-    }
-    Ok(out)
+    Ok(list_named(dir, "spare")?
+        .into_iter()
+        .map(|s| s.path)
+        .collect())
+}
+
+/// Window files in `dir`, oldest first (more than one only after a crash mid-swap).
+pub fn list_windows(dir: &Path) -> io::Result<Vec<SegmentInfo>> {
+    list_named(dir, "window")
 }
 
 /// All segments in `dir`, oldest first.
 pub fn list(dir: &Path) -> io::Result<Vec<SegmentInfo>> {
+    list_named(dir, "log")
+}
+
+/// Files `{first_seq:020}.{extension}` in `dir`, oldest first.
+fn list_named(dir: &Path, extension: &str) -> io::Result<Vec<SegmentInfo>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let Some(first_seq) = name
             .to_str()
-            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.strip_suffix(extension)?.strip_suffix('.'))
             .and_then(|n| n.parse::<u64>().ok())
         else {
             continue;

@@ -209,8 +209,11 @@ impl Writer {
             .iter()
             .map(|p| (record::HEADER_LEN + p.len()) as u64)
             .sum();
-        let used = self.shared.used_bytes.load(Ordering::SeqCst) + buf.len() as u64;
-        if used + size > self.shared.max_bytes {
+        // Over budget: the window's room is given back first.
+        let over = |shared: &Shared| {
+            shared.used_bytes.load(Ordering::SeqCst) + buf.len() as u64 + size > shared.max_bytes
+        };
+        if over(&self.shared) && (!self.shared.release_window() || over(&self.shared)) {
             let _ = reply.send(Err(AppendError::Full));
             return None;
         }
