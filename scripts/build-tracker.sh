@@ -46,7 +46,7 @@ rm "$pkg/bundle.js" "$glue"
 "$terser" www/snippet.js --compress --mangle -o "$pkg/snippet.min.js"
 cp tracker/js/index.d.ts tracker/README.md "$pkg/"
 
-version=$(awk -F'"' '/^version = /{print $2; exit}' tracker/Cargo.toml)
+version=$(awk -F'"' '/^\[workspace.package\]/{w=1} w && /^version = /{print $2; exit}' Cargo.toml)
 cat > "$pkg/package.json" <<JSON
 {
   "name": "clickstream-tracker",

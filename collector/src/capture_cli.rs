@@ -268,8 +268,8 @@ pub fn stats(args: &StatsArgs, out: &mut impl Write) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CaptureCodec, CaptureConfig};
     use crate::sinks::capture::CaptureSink;
+    use crate::sinks::capture::{CaptureCodec, CaptureConfig};
     use crate::sinks::Sink;
     use crate::spool::Record;
 

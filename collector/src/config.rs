@@ -15,6 +15,9 @@ pub use crate::ingest::IngestConfig;
 pub use crate::plan::{PlanSet, PlanSettings};
 pub use crate::ratelimit::LimitsConfig;
 pub use crate::server::ConnConfig;
+pub use crate::sinks::capture::{CaptureCodec, CaptureConfig};
+pub use crate::spool::SpoolConfig;
+pub use crate::tls::TlsConfig;
 
 /// Every option the collector takes. Each is also an env var (`COLLECTOR_...`) and a key in
 /// the TOML file given by `--config` (the same name with underscores: `data_dir = "..."`).
@@ -248,14 +251,6 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum CaptureCodec {
-    Deflate,
-    #[default]
-    Null,
-}
-
 /// The resolved configuration the collector runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -287,32 +282,38 @@ pub struct Config {
     pub cli: Options,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct SpoolConfig {
-    pub dir: PathBuf,
-    pub max_bytes: u64,
-    pub segment_bytes: u64,
-    /// Keep the newest segment every sink has passed, for the dedupe window at start.
-    pub keep_window: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct CaptureConfig {
-    pub dir: PathBuf,
-    pub namespace: String,
-    pub eventhub: String,
-    pub roll_after: Duration,
-    pub roll_bytes: u64,
-    pub codec: CaptureCodec,
-}
+/// The fully commented example config (`collector config example`).
+pub const EXAMPLE: &str = include_str!("../collector.example.toml");
 
 impl Options {
+    /// The options the environment sets (`COLLECTOR_...`), as `collector` with no flags sees them.
+    pub fn from_env() -> anyhow::Result<Options> {
+        Options::try_parse_from(["collector"]).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Where `/readyz` is served, as the collector would resolve it from these options and
+    /// their config file: the admin address if any (admin routes are served only there), else
+    /// the listen address. Reads the file's keys without checking the rest of it.
+    pub fn readyz_address(self) -> anyhow::Result<SocketAddr> {
+        let opts = self.with_file()?;
+        Ok(opts
+            .admin_listen
+            .or(opts.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))))
+    }
+
+    /// These options, with what they leave unset taken from the config file (if any).
+    fn with_file(self) -> anyhow::Result<Options> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let file: Options = toml::from_str(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        Ok(self.or(file))
+    }
+
     /// Fill every option this one leaves unset from `other`.
     fn or(self, o: Options) -> Options {
         Options {
@@ -373,16 +374,7 @@ impl Options {
     /// Merge in the config file (if any), apply defaults and validate.
     pub fn resolve(self) -> anyhow::Result<Config> {
         let cli = self.clone();
-        let opts = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
-                let file: Options = toml::from_str(&text)
-                    .with_context(|| format!("parsing config file {}", path.display()))?;
-                self.or(file)
-            }
-            None => self,
-        };
+        let opts = self.with_file()?;
         let demo = opts.demo.unwrap_or(false);
         let sources = opts.sources.clone().unwrap_or_default();
         let plan = PlanSettings {
@@ -560,6 +552,57 @@ fn path_segment(name: &str, value: String) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example config's option lines (`# key = value`, and `# [[sources]]`), uncommented.
+    fn example_uncommented() -> String {
+        EXAMPLE
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                *l == "[[sources]]"
+                    || l.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty()
+                            && k.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    })
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_config_names_every_option_and_parses() {
+        use clap::CommandFactory;
+        let text = example_uncommented();
+        for arg in Options::command().get_arguments() {
+            let key = arg.get_id().as_str();
+            if key == "config" {
+                continue;
+            }
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "collector.example.toml does not show `{key}`"
+            );
+        }
+        // Every key and value shown is one the collector takes.
+        let all: Options = toml::from_str(&text).expect("the uncommented example parses");
+        let sources = all.sources.expect("[[sources]] in the example");
+        assert_eq!(sources.len(), 2);
+        assert!(sources.iter().all(|s| !s.write_keys.is_empty()));
+        assert_eq!(all.rate_limit_source_burst, Some(200));
+        // As shipped (all commented out), it is the defaults: the collector starts with it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("collector.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let config = Options {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(config.sources.is_empty());
+    }
 
     #[test]
     fn defaults() {

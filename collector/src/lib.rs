@@ -4,25 +4,33 @@
 //!
 //! ```text
 //!  HTTP ──► server ──► routes ──► ingest: decode → message → validate → plan → enrich ──► spool ──► sinks
-//!                                            │ (rejected)                                 (fsync)   capture | stdout
+//!                                            │ (rejected)                                 (fsync)   capture | eventhubs | stdout
 //!                                            └──────────────► deadletter
 //! ```
 //!
-//! - [`config`]: flags, env vars and a TOML file, resolved once.
-//! - [`server`]: accept loop, HTTP/1.1 + HTTP/2, graceful shutdown.
-//! - [`routes`]: the Segment HTTP API, pixel, CORS, health, readiness, metrics, static files.
+//! - [`config`]: flags, env vars and a TOML file, resolved once; the composition root that
+//!   assembles each module's own option type (nothing below imports it).
+//! - [`server`]: accept loop, HTTP/1.1 + HTTP/2, connection limits; [`shutdown`]: the signal
+//!   that drains it.
+//! - [`routes`]: the Segment HTTP API, pixel, CORS, health, readiness, metrics;
+//!   [`static_files`] serves the tracker and a site; [`respond`] builds the JSON answers.
 //! - [`ingest`]: turns a request into enriched events, or a specific error.
 //! - [`plan`]: tracking plans, the site's own JSON Schemas each event is held to.
 //! - [`spool`]: the durable log; a 2xx means the events are fsync'd here.
 //! - [`sinks`]: drain the spool, each from its own cursor: [`sinks::capture`] writes Event Hubs
-//!   Capture Avro files, [`sinks::stdout`] writes NDJSON.
+//!   Capture Avro files, [`sinks::eventhubs`] relays to Azure Event Hubs over AMQP,
+//!   [`sinks::stdout`] writes NDJSON.
 //! - [`deadletter`]: rejected events with their reasons.
 //! - [`sources`], [`ratelimit`], [`tls`]: who may send, how much, and over what.
 //! - [`inspector`]: the live view of accepted and rejected events (off unless asked for).
+//! - [`metrics`]: the Prometheus exporter and the gauges read at scrape time.
+//! - Tools of the binary: [`capture_cli`] (`collector capture`), [`plan::cli`]
+//!   (`collector plan`), [`check`] (`collector config check`), [`healthcheck`].
 
 pub mod capture_cli;
 pub mod config;
 pub mod deadletter;
+pub mod healthcheck;
 pub mod ingest;
 pub mod inspector;
 pub mod metrics;
@@ -45,6 +53,73 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use config::{Config, SinkKind};
+
+/// The version `collector --version` prints: the crate's (shared by the npm package and the
+/// release tarball) and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("COLLECTOR_COMMIT"),
+    ")"
+);
+
+/// `collector config check`: what `run` would load before listening, without listening or
+/// writing anything: the TLS files, the directories to serve, the data directory. (The config
+/// file, the sources and the tracking plans were checked by resolving `config`.) Returns a
+/// summary, a line per part.
+pub fn check(config: &Config) -> anyhow::Result<Vec<String>> {
+    let mut lines = vec![format!("listen {}", config.listen)];
+    if let Some(admin) = config.admin_listen {
+        lines.push(format!("admin routes on {admin}"));
+    }
+    if let Some(t) = &config.tls {
+        tls::Tls::load(t)?;
+        lines.push(format!(
+            "tls: {} and {} load",
+            t.cert.display(),
+            t.key.display()
+        ));
+    }
+    let sinks: Vec<String> = config
+        .sinks
+        .iter()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect();
+    lines.push(format!("sinks: {}", sinks.join(", ")));
+    match std::fs::metadata(&config.data_dir) {
+        Ok(m) if m.is_dir() => lines.push(format!("data dir {}", config.data_dir.display())),
+        Ok(_) => anyhow::bail!("data dir {} is not a directory", config.data_dir.display()),
+        Err(_) => lines.push(format!(
+            "data dir {} (created at start)",
+            config.data_dir.display()
+        )),
+    }
+    for (what, dir) in [
+        ("tracker dir", &config.tracker_dir),
+        ("site dir", &config.site_dir),
+    ] {
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                anyhow::bail!("{what} {} is not a directory", dir.display());
+            }
+            lines.push(format!("{what} {}", dir.display()));
+        }
+    }
+    if config.sources.is_empty() {
+        lines.push("sources: none, OPEN MODE (any write key from any origin)".into());
+    } else {
+        let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        lines.push(format!("sources: {}", names.join(", ")));
+    }
+    for plan in config.plans.plans() {
+        lines.push(format!(
+            "tracking plan {}: {} schemas",
+            plan.dir.display(),
+            plan.schemas.len()
+        ));
+    }
+    Ok(lines)
+}
 
 /// Connections the admin listener takes at once (scrapers, probes, an operator's browser).
 const ADMIN_MAX_CONNECTIONS: usize = 64;

@@ -1,5 +1,5 @@
-//! The `collector` binary: parse the command line, set up logging, run the server, or run a
-//! `capture` tool.
+//! The `collector` binary: parse the command line, set up logging, run the server, or run one
+//! of its tools (`capture`, `plan`, `config`, `healthcheck`).
 
 use clap::{Parser, Subcommand};
 
@@ -15,7 +15,7 @@ use collector::plan::cli::PlanCommand;
 #[derive(Parser)]
 #[command(
     name = "collector",
-    version,
+    version = collector::VERSION,
     about = "Segment-compatible clickstream collector: durable spool, Event Hubs Capture files, Event Hubs relay",
     args_conflicts_with_subcommands = true
 )]
@@ -34,10 +34,86 @@ enum Command {
     /// Tracking plans: `collector plan check|test|types DIR`
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// The config file: `collector config check [FILE]` or `collector config example`
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Exit 0 when the collector at URL is ready (GET /readyz answers 200), else 1: for
+    /// container health checks, where there is no curl
+    Healthcheck {
+        /// [default: /readyz on the admin address, else the listen address, from the
+        /// environment and the config file (COLLECTOR_CONFIG) as the collector reads them]
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file (and the environment, as the collector would read them) and every
+    /// file it names: exit 0 when the collector would start with it, 1 with the problem
+    Check {
+        /// The TOML file [default: COLLECTOR_CONFIG, else none: flags' defaults and env only]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Print the fully commented example config: `collector config example > collector.toml`
+    Example,
 }
 
 fn main() {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Config(ConfigCommand::Example)) => {
+            print!("{}", collector::config::EXAMPLE);
+            return;
+        }
+        Some(Command::Config(ConfigCommand::Check { file })) => {
+            let checked = Options::from_env()
+                .and_then(|mut options| {
+                    if let Some(file) = file {
+                        options.config = Some(file.clone());
+                    }
+                    options.resolve()
+                })
+                .and_then(|config| collector::check(&config));
+            match checked {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    println!("config ok");
+                    return;
+                }
+                Err(e) => {
+                    eprintln!("collector config check: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some(Command::Healthcheck { url, timeout_secs }) => {
+            let url = match url {
+                Some(url) => url.clone(),
+                None => match Options::from_env().and_then(Options::readyz_address) {
+                    Ok(addr) => collector::healthcheck::url_for(addr),
+                    Err(e) => {
+                        eprintln!("collector healthcheck: {e:#}");
+                        std::process::exit(1);
+                    }
+                },
+            };
+            let timeout = std::time::Duration::from_secs(*timeout_secs);
+            match collector::healthcheck::probe(&url, timeout) {
+                Ok(()) => return,
+                Err(e) => {
+                    eprintln!("collector healthcheck: {url}: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        _ => {}
+    }
     if let Some(Command::Plan(cmd)) = &cli.command {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let code = match collector::plan::cli::run(cmd, &mut out) {

@@ -10,7 +10,14 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsConfig;
+use std::path::PathBuf;
+
+/// The certificate chain and key files (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 pub struct Tls {
     acceptor: RwLock<TlsAcceptor>,

@@ -846,7 +846,7 @@ async fn ipv6_clients_are_rate_limited_per_64() {
 
 /// Write `n` plain-JSON events into a spool at `data/spool` with small segments.
 async fn spool_with(data: &Path, n: u32) -> Vec<(u64, std::path::PathBuf)> {
-    let spool = collector::spool::Spool::open(&collector::config::SpoolConfig {
+    let spool = collector::spool::Spool::open(&collector::spool::SpoolConfig {
         dir: data.join("spool"),
         max_bytes: 1 << 30,
         segment_bytes: 2_000,

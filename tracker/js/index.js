@@ -46,6 +46,13 @@ const attempt = (f, fallback) => {
     return fallback;
   }
 };
+// The queue's mirror is rewritten after every change: a burst of calls in one task writes
+// it once, when the task ends, not once per call (150 calls were 11 MB of writes).
+const later = new Map();
+const commit = () => {
+  later.forEach(([a, v], k) => attempt(() => area(a).setItem(k, v)));
+  later.clear();
+};
 
 const visible = () => document.visibilityState != 'hidden';
 const depth = () => {
@@ -84,9 +91,12 @@ const host = {
   text: (w) => TEXT[w](),
   num: (w) => NUM[w](),
   privacy: (dnt, gpc) => (dnt && navigator.doNotTrack == '1') || (gpc && navigator.globalPrivacyControl === true),
-  get: (a, k) => attempt(() => area(a).getItem(k)),
-  set: (a, k, v) => attempt(() => (area(a).setItem(k, v), true), false),
-  del: (a, k) => attempt(() => area(a).removeItem(k)),
+  get: (a, k) => (later.has(k) ? later.get(k)[1] : attempt(() => area(a).getItem(k))),
+  set: (a, k, v) =>
+    k.startsWith('_cs.q.')
+      ? (later.size || queueMicrotask(commit), later.set(k, [a, v]), true)
+      : attempt(() => (area(a).setItem(k, v), true), false),
+  del: (a, k) => (later.delete(k), attempt(() => area(a).removeItem(k))),
   keys: (a, p) =>
     attempt(() => {
       const s = area(a);

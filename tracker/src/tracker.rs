@@ -21,8 +21,6 @@ use core::cell::RefCell;
 
 /// The collector's per-event limit is 32 KB; leave room for the batch envelope.
 pub const MAX_EVENT_BYTES: usize = 32_000;
-/// A queue left behind by a page that did not say goodbye is adopted after this long.
-const STALE_QUEUE_MS: f64 = 30.0 * 60.0 * 1000.0;
 
 const K_ANON: &str = "_cs.aid";
 const K_USER: &str = "_cs.uid";
@@ -315,9 +313,9 @@ impl State {
 
     /// Mirrors everything not yet acknowledged by a 2xx to storage: the batch in flight (a
     /// keepalive fetch can still be cancelled with the page) and what beacons carried (they
-    /// are never acknowledged). When the page is being left (`leaving`), the queue is marked
-    /// as orphaned so the next page load adopts and resends it; the collector drops the
-    /// copies that did arrive by messageId.
+    /// are never acknowledged). The next page load adopts and resends it; the collector
+    /// drops the copies that did arrive by messageId. (The `o` mark written when the page is
+    /// left tells trackers before 0.2.0, still open in other tabs, to adopt it at once.)
     fn persist(&mut self, leaving: bool) {
         if !self.granted() {
             return;
@@ -336,10 +334,14 @@ impl State {
         self.store.set(&self.host, &self.queue_key, &text);
     }
 
-    /// Takes over queues that earlier pages left behind (orphaned on pagehide, or stale).
+    /// Takes over every queue other pages left in storage. Not only those marked on
+    /// `pagehide`: Chromium sometimes ends a closed page without running it (one visit in
+    /// 30-40 of `tests/browser/delivery.test.js`), and its events must still go out on the
+    /// next page load. A queue of a page still open elsewhere is sent twice (that page
+    /// keeps its own copy); the collector stores each event once. The same event held in
+    /// two queues is taken once.
     fn adopt_orphans(&mut self) {
-        let now = self.host.now();
-        let mut adopted = Vec::new();
+        let mut adopted: Vec<String> = Vec::new();
         let keys = self.store.keys(&self.host, K_QUEUE);
         for key in text::split(&keys, b'\n') {
             if key.is_empty() || key == self.queue_key {
@@ -348,12 +350,12 @@ impl State {
             let Some(t) = self.store.get(&self.host, key) else {
                 continue;
             };
-            let (head, body) = text::split_once(&t, b'\n').unwrap_or((&t, ""));
-            let (ts, flag) = text::split_once(head, b' ').unwrap_or((head, ""));
-            let ts = text::parse_u64(ts).unwrap_or(0) as f64;
-            if flag == "o" || now - ts > STALE_QUEUE_MS {
-                self.store.remove(&self.host, key);
-                adopted.extend(queue::decode(body));
+            self.store.remove(&self.host, key);
+            let body = text::split_once(&t, b'\n').map_or("", |(_, body)| body);
+            for m in queue::decode(body) {
+                if !adopted.contains(&m) && !self.queue.iter().any(|q| *q == m) {
+                    adopted.push(m);
+                }
             }
         }
         if !adopted.is_empty() {

@@ -448,7 +448,7 @@ mod tests {
     #[tokio::test]
     async fn a_sink_task_that_panics_makes_the_collector_unready() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = crate::spool::Spool::open(&crate::config::SpoolConfig {
+        let spool = crate::spool::Spool::open(&crate::spool::SpoolConfig {
             dir: dir.path().join("spool"),
             max_bytes: 1 << 20,
             segment_bytes: 1 << 16,

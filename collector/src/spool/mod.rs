@@ -37,7 +37,15 @@ pub use record::{Record, HEADER_LEN as RECORD_HEADER_LEN};
 pub use segment::Corrupt;
 use segment::{Item, SegmentInfo, SegmentReader};
 
-use crate::config::SpoolConfig;
+/// Where the spool lives and how much disk it may use.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+    /// Keep the newest segment every sink has passed, for the dedupe window at start.
+    pub keep_window: bool,
+}
 
 /// Why an append was refused. Nothing refused was acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,10 +16,29 @@ use anyhow::Context;
 use apache_avro::Codec;
 use chrono::{DateTime, Utc};
 
-use crate::config::{CaptureCodec, CaptureConfig};
 use crate::sinks::{Batching, Sink, SinkError};
 use crate::spool::Record;
 use file::CaptureFile;
+
+/// Where capture files go, how they are named and when they roll.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub dir: PathBuf,
+    pub namespace: String,
+    pub eventhub: String,
+    pub roll_after: Duration,
+    pub roll_bytes: u64,
+    pub codec: CaptureCodec,
+}
+
+/// Avro block compression of the capture files.
+#[derive(clap::ValueEnum, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureCodec {
+    Deflate,
+    #[default]
+    Null,
+}
 
 /// Local capture has one spool, hence one partition.
 const PARTITION: &str = "0";
