@@ -14,9 +14,7 @@
 # Options via env: ROUNDS (default 5), DURATION (s per round and server, default 6),
 # CONNECTIONS (default 64), THREADS (wrk threads, default 2), INVALID_EVENTS (default 0: how many
 # of the 10 events lack ids, so each request also writes dead letters), PLAN (default 1; 0 skips
-# the tracking-plan server), COMPARE_BIN (a second collector binary, e.g. dist/collector, the
-# static musl build: it takes the plan server's place, without a plan, and the ratio printed is
-# its throughput over target/release/collector's in the same rounds).
+# the tracking-plan server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -24,8 +22,6 @@ DURATION=${DURATION:-6}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 PLAN=${PLAN:-1}
-COMPARE_BIN=${COMPARE_BIN:-}
-[ -n "$COMPARE_BIN" ] && PLAN=1
 cargo build --release -q -p collector --bin collector --example bare_server
 
 source scripts/_bench_load.sh
@@ -60,12 +56,7 @@ target/release/examples/bare_server 127.0.0.1:18090 2>/dev/null & bare=$!
 COLLECTOR_LOG=warn target/release/collector --listen 127.0.0.1:18091 --data-dir "$work/data" --rate-limit-ip 0 2>"$work/collector.log" & coll=$!
 wait_port 18090
 wait_port 18091
-if [ -n "$COMPARE_BIN" ]; then
-  echo "third server: $COMPARE_BIN ($("$COMPARE_BIN" --version)), no plan"
-  COLLECTOR_LOG=warn "$COMPARE_BIN" --listen 127.0.0.1:18092 --data-dir "$work/data-plan" --rate-limit-ip 0 \
-    2>"$work/collector-plan.log" & planned=$!
-  wait_port 18092
-elif [ "$PLAN" = 1 ]; then
+if [ "$PLAN" = 1 ]; then
   target/release/collector plan check "$work/plan" | tail -1
   COLLECTOR_LOG=warn target/release/collector --listen 127.0.0.1:18092 --data-dir "$work/data-plan" --rate-limit-ip 0 \
     --tracking-plan "$work/plan" 2>"$work/collector-plan.log" & planned=$!
@@ -89,9 +80,9 @@ if [ "$PLAN" = 1 ]; then
   kill -TERM $planned; wait $planned || { cat "$work/collector-plan.log"; exit 1; }
 fi
 
-python3 - "$work" "$(getconf CLK_TCK)" "$COMPARE_BIN" <<'PY'
+python3 - "$work" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
-work, hz, compare = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+work, hz = sys.argv[1], int(sys.argv[2])
 batch = json.load(open(f"{work}/batch.json"))["batch"]
 events = len(batch)  # per request
 stored_per_request = sum(1 for e in batch if e.get("userId") or e.get("anonymousId"))
@@ -126,22 +117,18 @@ print(f"CPU per request: bare {bare_us:.1f} us, collector {coll_us:.1f} us ({col
 import os
 if os.path.exists(f"{work}/planned.rounds"):
     planned = rounds("planned")
-    line("compared" if compare else "planned", planned)
-    # Each third-server round against the collector round beside it, both against the bare rounds around them.
+    line("planned", planned)
+    # Each plan round against the collector round beside it, both against the bare rounds around them.
     pr = [(p[0] / ((bare[i][0] + bare[i + 1][0]) / 2)) / ratios[i] for i, p in enumerate(planned)]
     plan_us, _ = cost(planned)
-    if compare:
-        print(f"ratio {compare} / target/release/collector: {statistics.median(pr):.2f} (median of {len(pr)} rounds, range {min(pr):.2f}-{max(pr):.2f})")
-        print(f"CPU per request: {compare} {plan_us:.1f} us, target/release/collector {coll_us:.1f} us")
-    else:
-        print(f"ratio with a 20-event plan / without: {statistics.median(pr):.2f} (median of {len(pr)} rounds, range {min(pr):.2f}-{max(pr):.2f}; target >= 0.85)")
-        print(f"CPU per request with the plan: {plan_us:.1f} us; validation costs {(plan_us - coll_us) / events:.2f} us per event")
+    print(f"ratio with a 20-event plan / without: {statistics.median(pr):.2f} (median of {len(pr)} rounds, range {min(pr):.2f}-{max(pr):.2f}; target >= 0.85)")
+    print(f"CPU per request with the plan: {plan_us:.1f} us; validation costs {(plan_us - coll_us) / events:.2f} us per event")
 PY
 stored=$(target/release/collector capture stats --json "$work/data/capture" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 acked=$(cat "$work/acked")
 echo "collector acknowledged $acked events and stored $stored in capture files; every 2xx waited for the spool's fsync"
 if [ "$stored" -lt "$acked" ]; then echo "LOST EVENTS: $((acked - stored))"; exit 1; fi
-if [ "$PLAN" = 1 ] && [ -z "$COMPARE_BIN" ]; then
+if [ "$PLAN" = 1 ]; then
   refused=$(cat "$work"/data-plan/deadletter/*.ndjson 2>/dev/null | grep -c '"stage":"plan"' || true)
   echo "events refused by the plan: $refused (the load matches it: 0 expected)"
 fi
