@@ -2,6 +2,7 @@
 //! certificate and key are read at start and again on SIGHUP; a broken pair on reload is
 //! refused and the old one kept. ALPN offers HTTP/2 and HTTP/1.1.
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
@@ -9,8 +10,6 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
-
-use std::path::PathBuf;
 
 /// The certificate chain and key files (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]

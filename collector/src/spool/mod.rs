@@ -349,7 +349,7 @@ impl Shared {
 
     /// Make the newest passed segment the window (while the spool is less than half full);
     /// returns what goes instead: the old window, or `s` itself when it is not kept.
-    fn keep_window(&self, s: SegmentInfo) -> Option<SegmentInfo> {
+    fn make_window(&self, s: SegmentInfo) -> Option<SegmentInfo> {
         let used = self.used_bytes.load(Ordering::SeqCst);
         if !self.keep_window || used.saturating_mul(2) > self.max_bytes {
             return Some(s);
@@ -381,7 +381,7 @@ impl Shared {
         };
         let mut doomed = doomed;
         if let Some(newest) = doomed.pop() {
-            doomed.extend(self.keep_window(newest));
+            doomed.extend(self.make_window(newest));
         }
         for s in doomed {
             if self.keep_spare(&s) {
@@ -618,6 +618,13 @@ mod tests {
         reopened.close().await;
     }
 
+    /// Append, then read and commit everything, as a sink that keeps up.
+    async fn append_and_deliver(spool: &Spool, r: &mut SpoolReader, batch: Vec<Bytes>) {
+        spool.append(batch).await.unwrap();
+        r.read(1000, usize::MAX).unwrap();
+        r.commit(spool.head()).unwrap();
+    }
+
     /// The payloads `Spool::recent` hands out.
     fn recent_of(spool: &Spool, max: usize) -> Vec<Bytes> {
         let mut got = Vec::new();
@@ -634,10 +641,7 @@ mod tests {
         let spool = Spool::open(&cfg(dir.path(), 1 << 20, 100)).unwrap();
         let mut r = spool.reader("s").unwrap();
         for i in 0..10 {
-            spool.append(payloads(i * 4..i * 4 + 4)).await.unwrap();
-            let n = spool.head();
-            r.read(1000, usize::MAX).unwrap();
-            r.commit(n).unwrap();
+            append_and_deliver(&spool, &mut r, payloads(i * 4..i * 4 + 4)).await;
         }
         // Every segment is passed: the tail and the window are left.
         assert_eq!(spool.stats().segments, 1);
@@ -687,10 +691,7 @@ mod tests {
         let mut r = spool.reader("s").unwrap();
         // Deliver until a window is kept.
         while segment::list_windows(dir.path()).unwrap().is_empty() {
-            spool.append(payloads(0..4)).await.unwrap();
-            let n = spool.head();
-            r.read(1000, usize::MAX).unwrap();
-            r.commit(n).unwrap();
+            append_and_deliver(&spool, &mut r, payloads(0..4)).await;
         }
         let window = spool.shared.window_bytes();
         assert!(window > 0);
