@@ -488,3 +488,38 @@ async fn a_resent_event_is_stored_once() {
         ]
     );
 }
+
+#[tokio::test]
+async fn copies_sent_at_once_are_stored_once() {
+    // A page's close-time beacon and the next page's resend of the same queue can arrive
+    // together: the second copy must not pass the dedupe check while the first is still being
+    // written to the spool. Many rounds of 6 simultaneous copies make the race likely.
+    let dir = tempfile::tempdir().unwrap();
+    let c = Collector::start(dir.path(), &[]);
+    let rounds = 40;
+    let copies = 6;
+    for round in 0..rounds {
+        let run = format!("race{round}");
+        let batch =
+            json!({"batch": (0..5).map(|i| track(i, &run)).collect::<Vec<_>>(), "writeKey": "wk"});
+        let sends = (0..copies).map(|_| post_json(&c, "/v1/batch", &batch));
+        for (status, resp) in futures::future::join_all(sends).await {
+            assert_eq!(
+                (status, resp["accepted"].as_u64()),
+                (200, Some(5)),
+                "{resp}"
+            );
+        }
+    }
+    assert!(c.terminate().success());
+    let ids: Vec<String> = read_capture(dir.path())
+        .iter()
+        .map(|r| r.body["messageId"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (rounds * 5, rounds * 5),
+        "each event stored once"
+    );
+}

@@ -2,6 +2,9 @@
 //! they could not see acknowledged (a page left while its batch was in flight), and server
 //! SDKs retry after timeouts; both resend the same event with the same messageId. Ids are
 //! remembered only after the spool has the event, so a refused request can always be retried.
+//! While a request stores an event its key is claimed: a copy arriving meanwhile (a page's
+//! close-time beacon and the next page's resend often do) waits for that outcome instead of
+//! passing the check too.
 //!
 //! The key is more than the messageId. Segment dedupes on messageId per source, which trusts
 //! every client to make unique ids; a buggy or hostile one that sends a constant id (`"1"`)
@@ -26,9 +29,11 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::Context;
 use siphasher::sip::SipHasher13;
+use tokio::sync::Notify;
 
 use crate::sinks::meta::{self, EventMeta};
 use crate::spool::Spool;
@@ -61,8 +66,66 @@ const SMALL_BATCH: usize = 16;
 pub struct Dedupe {
     capacity: usize,
     seed: [u8; 16],
-    /// (current, previous) generations.
-    state: Mutex<(KeySet, KeySet)>,
+    state: Mutex<State>,
+    /// Wakes requests waiting on a claimed key when a claim settles.
+    settled: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    current: KeySet,
+    previous: KeySet,
+    /// Keys a request is storing now: a copy arriving meanwhile waits for the outcome.
+    claimed: KeySet,
+}
+
+impl State {
+    fn remembers(&self, key: &u64) -> bool {
+        self.current.contains(key) || self.previous.contains(key)
+    }
+}
+
+/// How long a request waits for another request storing the same keys before storing them
+/// itself. The wait ends sooner in practice: a claim lasts one spool append.
+const CLAIM_WAIT: Duration = Duration::from_secs(5);
+
+/// The new keys of one request, claimed while it stores their events: other requests with the
+/// same keys wait for the outcome. [`Claim::stored`] remembers them; dropping the claim
+/// without it (a failed append, a request cancelled) releases them, so a copy can be stored.
+pub struct Claim<'a> {
+    dedupe: &'a Dedupe,
+    /// Keys this request claimed (not those it stores after waiting in vain).
+    owned: Vec<u64>,
+    /// Every key whose event this request stores.
+    fresh: Vec<u64>,
+}
+
+impl Claim<'_> {
+    /// The events are in the spool: remember their keys.
+    pub fn stored(mut self) {
+        let owned = std::mem::take(&mut self.owned);
+        let mut state = self.dedupe.state.lock().unwrap();
+        for k in &owned {
+            state.claimed.remove(k);
+        }
+        self.dedupe.remember_locked(&mut state, &self.fresh);
+        drop(state);
+        self.dedupe.settled.notify_waiters();
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.owned.is_empty() {
+            return;
+        }
+        let mut state = self.dedupe.state.lock().unwrap();
+        for k in &self.owned {
+            state.claimed.remove(k);
+        }
+        drop(state);
+        self.dedupe.settled.notify_waiters();
+    }
 }
 
 impl Dedupe {
@@ -73,6 +136,7 @@ impl Dedupe {
             capacity,
             seed,
             state: Mutex::new(Default::default()),
+            settled: Notify::new(),
         }
     }
 
@@ -124,12 +188,21 @@ impl Dedupe {
         h.finish()
     }
 
-    /// For each key, whether it is new: neither remembered nor repeated earlier in `keys`.
-    pub fn fresh(&self, keys: &[u64]) -> Vec<bool> {
+    /// For each key, whether it is new: neither remembered nor repeated earlier in `keys`. The
+    /// new ones are claimed until the returned [`Claim`] settles. If another request is storing
+    /// one of them, this waits (claiming nothing meanwhile, so two requests never wait on each
+    /// other) for its outcome, up to [`CLAIM_WAIT`]; past that the event is stored again, since
+    /// a duplicate is better than a loss.
+    pub async fn claim(&self, keys: &[u64]) -> (Vec<bool>, Claim<'_>) {
+        let mut claim = Claim {
+            dedupe: self,
+            owned: Vec::new(),
+            fresh: Vec::new(),
+        };
         if self.capacity == 0 {
-            return vec![true; keys.len()];
+            return (vec![true; keys.len()], claim);
         }
-        let mut fresh: Vec<bool> = if keys.len() <= SMALL_BATCH {
+        let unrepeated: Vec<bool> = if keys.len() <= SMALL_BATCH {
             (0..keys.len())
                 .map(|i| !keys[..i].contains(&keys[i]))
                 .collect()
@@ -137,19 +210,49 @@ impl Dedupe {
             let mut batch = KeySet::with_capacity_and_hasher(keys.len(), Default::default());
             keys.iter().map(|&k| batch.insert(k)).collect()
         };
-        let guard = self.state.lock().unwrap();
-        for (k, f) in keys.iter().zip(&mut fresh) {
-            *f = *f && !guard.0.contains(k) && !guard.1.contains(k);
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            // Made before the state is read, so a claim settling after the read still wakes it.
+            let settled = self.settled.notified();
+            {
+                let mut state = self.state.lock().unwrap();
+                let fresh: Vec<bool> = keys
+                    .iter()
+                    .zip(&unrepeated)
+                    .map(|(k, &f)| f && !state.remembers(k))
+                    .collect();
+                let waiting = keys
+                    .iter()
+                    .zip(&fresh)
+                    .any(|(k, &f)| f && state.claimed.contains(k));
+                if !waiting || tokio::time::Instant::now() >= deadline {
+                    for (&k, _) in keys.iter().zip(&fresh).filter(|(_, &f)| f) {
+                        claim.fresh.push(k);
+                        if state.claimed.insert(k) {
+                            claim.owned.push(k);
+                        }
+                    }
+                    return (fresh, claim);
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, settled).await;
         }
-        fresh
     }
 
     pub fn remember(&self, keys: &[u64]) {
         if self.capacity == 0 {
             return;
         }
-        let mut guard = self.state.lock().unwrap();
-        let (current, previous) = &mut *guard;
+        self.remember_locked(&mut self.state.lock().unwrap(), keys);
+    }
+
+    fn remember_locked(&self, state: &mut State, keys: &[u64]) {
+        if self.capacity == 0 {
+            return;
+        }
+        let State {
+            current, previous, ..
+        } = state;
         for &k in keys {
             if previous.contains(&k) || !current.insert(k) {
                 continue;
@@ -222,29 +325,39 @@ mod tests {
         assert_ne!(k, d.key("web", &page), "another type");
     }
 
-    #[test]
-    fn remembers_per_scope_and_forgets_the_oldest() {
+    /// Claims `keys` and settles the claim as stored; returns which were new.
+    async fn store(d: &Dedupe, keys: &[u64]) -> Vec<bool> {
+        let (fresh, claim) = d.claim(keys).await;
+        claim.stored();
+        fresh
+    }
+
+    #[tokio::test]
+    async fn remembers_per_scope_and_forgets_the_oldest() {
         let d = Dedupe::new(2, SEED);
         let key = |scope: &str, id: &str| d.key(scope, &meta(id, "u"));
         let (a, b, c) = (key("web", "m1"), key("web", "m2"), key("web", "m3"));
         assert_eq!(
-            d.fresh(&[a, b, a]),
+            store(&d, &[a, b, a]).await,
             [true, true, false],
             "repeats in one batch"
         );
-        d.remember(&[a, b]);
-        assert_eq!(d.fresh(&[a, b]), [false, false]);
+        assert_eq!(store(&d, &[a, b]).await, [false, false]);
         assert_eq!(
-            d.fresh(&[key("app", "m1")]),
+            d.claim(&[key("app", "m1")]).await.0,
             [true],
             "another source's m1 is another event"
         );
         assert_ne!(key("we", "bm1"), key("web", "m1"));
-        d.remember(&[c]);
-        assert_eq!(d.fresh(&[a, c]), [false, false], "two generations are kept");
-        d.remember(&[key("web", "m4")]);
+        store(&d, &[c]).await;
         assert_eq!(
-            d.fresh(&[a, b, c]),
+            store(&d, &[a, c]).await,
+            [false, false],
+            "two generations are kept"
+        );
+        store(&d, &[key("web", "m4")]).await;
+        assert_eq!(
+            d.claim(&[a, b, c]).await.0,
             [true, true, false],
             "the oldest generation is forgotten"
         );
@@ -252,13 +365,53 @@ mod tests {
             .map(|i| key("big", &format!("m{}", i % 20)))
             .collect();
         assert_eq!(
-            d.fresh(&many),
+            d.claim(&many).await.0,
             (0..40).map(|i| i < 20).collect::<Vec<_>>(),
             "repeats in a batch too large to compare pairwise"
         );
         let off = Dedupe::new(0, SEED);
         off.remember(&[a]);
-        assert_eq!(off.fresh(&[a, a]), [true, true]);
+        assert_eq!(store(&off, &[a, a]).await, [true, true]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_copy_waits_for_the_claim_on_its_key() {
+        let d = Dedupe::new(10, SEED);
+        let key = |id: &str| d.key("web", &meta(id, "u"));
+        let (a, b) = (key("a"), key("b"));
+
+        // Stored: the copy waiting on it is a duplicate.
+        let (_, first) = d.claim(&[a]).await;
+        let both = [a, b];
+        let copy = d.claim(&both);
+        tokio::pin!(copy);
+        assert!(
+            futures::poll!(copy.as_mut()).is_pending(),
+            "waits while a is claimed"
+        );
+        first.stored();
+        let (fresh, copy) = copy.await;
+        assert_eq!(fresh, [false, true]);
+        copy.stored();
+
+        // Not stored (the append failed, the claim is dropped): the copy stores it.
+        let c = key("c");
+        let (_, failed) = d.claim(&[c]).await;
+        let just_c = [c];
+        let copy = d.claim(&just_c);
+        tokio::pin!(copy);
+        assert!(futures::poll!(copy.as_mut()).is_pending());
+        drop(failed);
+        let (fresh, copy) = copy.await;
+        assert_eq!(fresh, [true]);
+
+        // Never settled: after CLAIM_WAIT the copy is stored anyway; a duplicate, not a loss.
+        let started = tokio::time::Instant::now();
+        assert_eq!(d.claim(&[c]).await.0, [true]);
+        assert_eq!(started.elapsed(), CLAIM_WAIT);
+        drop(copy);
+        // Released: nothing stays claimed.
+        assert!(d.state.lock().unwrap().claimed.is_empty());
     }
 
     #[test]

@@ -314,13 +314,11 @@ impl Ingest {
         let out = Bytes::from(out);
         let mut payloads: Vec<Bytes> = spans.into_iter().map(|r| out.slice(r)).collect();
         // An event already stored is acknowledged again and stored once.
-        let fresh = self.dedupe.fresh(&keys);
+        let (fresh, claim) = self.dedupe.claim(&keys).await;
         let duplicates = fresh.iter().filter(|f| !**f).count();
         if duplicates > 0 {
             let mut keep = fresh.iter();
             payloads.retain(|_| *keep.next().unwrap());
-            let mut keep = fresh.iter();
-            keys.retain(|_| *keep.next().unwrap());
             if !noted.is_empty() {
                 let mut keep = fresh.iter();
                 noted.retain(|_| *keep.next().unwrap());
@@ -360,7 +358,7 @@ impl Ingest {
                 )
             },
         })?;
-        self.dedupe.remember(&keys);
+        claim.stored();
         if duplicates > 0 {
             metrics::counter!("collector_events_deduplicated_total").increment(duplicates as u64);
         }
