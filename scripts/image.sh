@@ -23,6 +23,11 @@ trap 'rm -rf "$ctx"' EXIT
 cp dist/collector "$ctx/"
 cp -r "dist/clickstream-collector-$version/tracker" "$ctx/"
 mkdir "$ctx/empty"
+# Root certificates for HTTPS to object stores (Debian's ca-certificates bundle).
+if [ ! -f /etc/ssl/certs/ca-certificates.crt ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null
+fi
+cp /etc/ssl/certs/ca-certificates.crt "$ctx/"
 format=()
 # podman writes OCI images by default, which drop HEALTHCHECK; docker's format keeps it.
 [ "$CONTAINER_ENGINE" = podman ] && format=(--format docker)

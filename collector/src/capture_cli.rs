@@ -1,5 +1,8 @@
 //! `collector capture cat|stats`: read capture Avro files (ours, or ones Event Hubs Capture
-//! wrote to a Data Lake) from the command line, with the inspector's filters.
+//! wrote to a Data Lake) from the command line, with the inspector's filters. Files are local
+//! paths or objects in a store (`az://`, `abfss://`, `s3://`, `gs://`, with credentials from
+//! the environment as for `--capture-url`); objects are downloaded one at a time to a
+//! temporary file, read, and deleted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -11,6 +14,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::sinks::capture::recover::{find_files, for_each_record};
+use crate::sinks::capture::store::Store;
+use crate::sinks::capture::{parse_destination, Destination};
 
 #[derive(Subcommand, Debug)]
 pub enum CaptureCommand {
@@ -22,9 +27,10 @@ pub enum CaptureCommand {
 
 #[derive(Args, Debug, Default)]
 pub struct Select {
-    /// Capture files or directories (searched for *.avro)
+    /// Capture files or directories (searched for *.avro), or object store URLs
+    /// (az://container/prefix, abfss://..., s3://bucket/prefix, gs://...)
     #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
+    pub paths: Vec<String>,
     /// Only events of this type (track, page, ...)
     #[arg(long = "type")]
     pub kind: Option<String>,
@@ -66,22 +72,74 @@ pub struct Captured {
     pub event: Value,
 }
 
-fn files(select: &Select) -> anyhow::Result<Vec<PathBuf>> {
+/// A capture file to read: local, or an object to download first.
+enum Source {
+    Local(PathBuf),
+    Object {
+        store: Store,
+        name: object_store::path::Path,
+        shown: String,
+    },
+}
+
+fn sources(
+    select: &Select,
+    rt: &mut Option<tokio::runtime::Runtime>,
+) -> anyhow::Result<Vec<Source>> {
     let mut out = Vec::new();
-    for p in &select.paths {
-        if p.is_dir() {
-            out.extend(find_files(p, ".avro")?);
-            if select.include_open {
-                out.extend(find_files(p, ".avro.tmp")?);
+    for arg in &select.paths {
+        if let Ok(Destination::Store(url)) = parse_destination(arg) {
+            let store = Store::open(&url)?;
+            let rt = runtime(rt)?;
+            let suffixes: &[&str] = if select.include_open {
+                &[".avro", ".avro.tmp"]
+            } else {
+                &[".avro"]
+            };
+            let base = &url[..url::Position::BeforePath];
+            let mut found = Vec::new();
+            for suffix in suffixes {
+                found.extend(rt.block_on(store.list("", suffix))?);
             }
+            if found.is_empty() && url.path().ends_with(".avro") {
+                // One object named in full.
+                let name = object_store::path::Path::from_url_path(url.path())?;
+                found.push((name, 0));
+            }
+            found.sort();
+            out.extend(found.into_iter().map(|(name, _)| Source::Object {
+                store: store.clone(),
+                shown: format!("{base}/{name}"),
+                name,
+            }));
+            continue;
+        }
+        let p = PathBuf::from(arg);
+        if p.is_dir() {
+            let mut files = find_files(&p, ".avro")?;
+            if select.include_open {
+                files.extend(find_files(&p, ".avro.tmp")?);
+            }
+            files.sort();
+            out.extend(files.into_iter().map(Source::Local));
         } else if p.exists() {
-            out.push(p.clone());
+            out.push(Source::Local(p));
         } else {
             anyhow::bail!("{} does not exist", p.display());
         }
     }
-    out.sort();
     Ok(out)
+}
+
+fn runtime(rt: &mut Option<tokio::runtime::Runtime>) -> anyhow::Result<&tokio::runtime::Runtime> {
+    if rt.is_none() {
+        *rt = Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        );
+    }
+    Ok(rt.as_ref().unwrap())
 }
 
 fn matches(select: &Select, e: &Value) -> bool {
@@ -103,36 +161,60 @@ fn matches(select: &Select, e: &Value) -> bool {
 /// Every selected record, file by file, in order.
 pub fn read(
     select: &Select,
-    mut each: impl FnMut(&Path, Captured) -> anyhow::Result<()>,
+    mut each: impl FnMut(&str, Captured) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    for file in files(select)? {
-        let whole = for_each_record(&file, |v| {
-            let Avro::Record(fields) = v else {
-                return Ok(());
-            };
-            let event = fields
-                .iter()
-                .find(|(k, _)| k == "Body")
-                .and_then(|(_, b)| match b {
-                    Avro::Union(_, inner) => match inner.as_ref() {
-                        Avro::Bytes(b) => serde_json::from_slice(b).ok(),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .unwrap_or(Value::Null);
-            if matches(select, &event) {
-                each(&file, Captured { fields, event })?;
+    let mut rt = None;
+    for source in sources(select, &mut rt)? {
+        let (file, shown, downloaded) = match source {
+            Source::Local(p) => {
+                let shown = p.display().to_string();
+                (p, shown, false)
             }
-            Ok(())
-        })
-        .with_context(|| format!("reading {}", file.display()))?;
-        if !whole {
-            eprintln!(
-                "warning: {} ends in an incomplete block; read up to it",
-                file.display()
-            );
+            Source::Object { store, name, shown } => {
+                let tmp = std::env::temp_dir()
+                    .join(format!("collector-capture-{}.avro", uuid::Uuid::new_v4()));
+                runtime(&mut rt)?.block_on(store.download(&name, &tmp))?;
+                (tmp, shown, true)
+            }
+        };
+        let result = read_file(select, &file, &shown, &mut each);
+        if downloaded {
+            let _ = std::fs::remove_file(&file);
         }
+        result?;
+    }
+    Ok(())
+}
+
+fn read_file(
+    select: &Select,
+    file: &Path,
+    shown: &str,
+    each: &mut impl FnMut(&str, Captured) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let whole = for_each_record(file, |v| {
+        let Avro::Record(fields) = v else {
+            return Ok(());
+        };
+        let event = fields
+            .iter()
+            .find(|(k, _)| k == "Body")
+            .and_then(|(_, b)| match b {
+                Avro::Union(_, inner) => match inner.as_ref() {
+                    Avro::Bytes(b) => serde_json::from_slice(b).ok(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .unwrap_or(Value::Null);
+        if matches(select, &event) {
+            each(shown, Captured { fields, event })?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("reading {shown}"))?;
+    if !whole {
+        eprintln!("warning: {shown} ends in an incomplete block; read up to it");
     }
     Ok(())
 }
@@ -164,7 +246,7 @@ pub fn cat(args: &CatArgs, out: &mut impl Write) -> anyhow::Result<()> {
                 .filter(|(k, _)| k != "Body")
                 .map(|(k, v)| (k.clone(), avro_to_json(v)))
                 .collect();
-            m.insert("file".into(), json!(file.display().to_string()));
+            m.insert("file".into(), json!(file));
             m.insert("Body".into(), rec.event);
             Value::Object(m)
         } else {
@@ -276,13 +358,15 @@ mod tests {
     async fn write_sample(dir: &Path) {
         let cfg = CaptureConfig {
             dir: dir.to_path_buf(),
+            store: None,
             namespace: "local".into(),
             eventhub: "clickstream".into(),
+            partition: "0".into(),
             roll_after: std::time::Duration::from_secs(300),
             roll_bytes: 1 << 30,
             codec: CaptureCodec::Null,
         };
-        let mut sink = CaptureSink::new(cfg);
+        let mut sink = CaptureSink::new(cfg).unwrap();
         let events = [
             r#"{"type":"page","name":"Home","anonymousId":"a1","receivedAt":"2026-11-28T15:01:00.000Z","context":{"page":{"path":"/"}}}"#,
             r#"{"type":"page","name":"Shoe","anonymousId":"a1","receivedAt":"2026-11-28T15:02:00.000Z","context":{"page":{"path":"/p/shoe"}}}"#,
@@ -306,7 +390,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_sample(dir.path()).await;
         let select = |kind: Option<&str>, anon: Option<&str>| Select {
-            paths: vec![dir.path().to_path_buf()],
+            paths: vec![dir.path().display().to_string()],
             kind: kind.map(Into::into),
             anonymous_id: anon.map(Into::into),
             ..Default::default()
@@ -348,7 +432,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_sample(dir.path()).await;
         let s = gather(&Select {
-            paths: vec![dir.path().to_path_buf()],
+            paths: vec![dir.path().display().to_string()],
             ..Default::default()
         })
         .unwrap();

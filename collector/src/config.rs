@@ -15,7 +15,7 @@ pub use crate::ingest::IngestConfig;
 pub use crate::plan::{PlanSet, PlanSettings};
 pub use crate::ratelimit::LimitsConfig;
 pub use crate::server::ConnConfig;
-pub use crate::sinks::capture::{CaptureCodec, CaptureConfig};
+pub use crate::sinks::capture::{CaptureCodec, CaptureConfig, Destination};
 pub use crate::spool::SpoolConfig;
 pub use crate::tls::TlsConfig;
 
@@ -78,6 +78,18 @@ pub struct Options {
     /// Size at which the spool starts a new segment file, in bytes [default: 16777216]
     #[arg(long, env = "COLLECTOR_SPOOL_SEGMENT_BYTES")]
     pub spool_segment_bytes: Option<u64>,
+
+    /// Where capture files go: file:///dir, az://container/prefix,
+    /// abfss://container@account.dfs.core.windows.net/prefix, s3://bucket/prefix or
+    /// gs://bucket/prefix; credentials from AZURE_STORAGE_*, AWS_*, GOOGLE_* [default:
+    /// file://{data-dir}/capture]
+    #[arg(long, env = "COLLECTOR_CAPTURE_URL")]
+    pub capture_url: Option<String>,
+
+    /// Partition directory in capture paths; each collector writing to one store needs its
+    /// own [default: 0]
+    #[arg(long, env = "COLLECTOR_CAPTURE_PARTITION")]
+    pub capture_partition: Option<String>,
 
     /// Event Hubs namespace name used in capture paths [default: local]
     #[arg(long, env = "COLLECTOR_CAPTURE_NAMESPACE")]
@@ -329,6 +341,8 @@ impl Options {
             ip: self.ip.or(o.ip),
             spool_max_bytes: self.spool_max_bytes.or(o.spool_max_bytes),
             spool_segment_bytes: self.spool_segment_bytes.or(o.spool_segment_bytes),
+            capture_url: self.capture_url.or(o.capture_url),
+            capture_partition: self.capture_partition.or(o.capture_partition),
             capture_namespace: self.capture_namespace.or(o.capture_namespace),
             capture_eventhub: self.capture_eventhub.or(o.capture_eventhub),
             capture_roll_secs: self.capture_roll_secs.or(o.capture_roll_secs),
@@ -462,8 +476,23 @@ impl Options {
                 spool.segment_bytes
             );
         }
+        let destination = match &opts.capture_url {
+            Some(text) => crate::sinks::capture::parse_destination(text)
+                .map_err(|e| anyhow::anyhow!("--capture-url: {e}"))?,
+            None => Destination::Dir(data_dir.join("capture")),
+        };
+        let (dir, store) = match destination {
+            Destination::Dir(dir) => (dir, None),
+            // Files are built here, then uploaded.
+            Destination::Store(url) => (data_dir.join("capture-upload"), Some(url)),
+        };
         let capture = CaptureConfig {
-            dir: data_dir.join("capture"),
+            dir,
+            store,
+            partition: path_segment(
+                "capture-partition",
+                opts.capture_partition.unwrap_or_else(|| "0".into()),
+            )?,
             namespace: path_segment(
                 "capture-namespace",
                 opts.capture_namespace.unwrap_or_else(|| "local".into()),

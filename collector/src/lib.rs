@@ -236,8 +236,12 @@ pub async fn run_with(
         };
         let (health, task) = match kind {
             SinkKind::Capture => {
-                let h = SinkHealth::new("capture");
-                let sink = sinks::capture::CaptureSink::new(config.capture.clone());
+                // Files in an object store: the spool rides out its outages, as with Event Hubs.
+                let h = match config.capture.store {
+                    Some(_) => SinkHealth::outage_tolerant("capture"),
+                    None => SinkHealth::new("capture"),
+                };
+                let sink = sinks::capture::CaptureSink::new(config.capture.clone())?;
                 (h.clone(), running.spawn(sink, h)?)
             }
             SinkKind::Eventhubs => {

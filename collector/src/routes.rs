@@ -411,6 +411,12 @@ fn readiness(app: &App) -> Response<Body> {
             )
         })
         .collect();
+    // Events each sink has not yet delivered durably (still held by the spool for it).
+    let lag: serde_json::Map<String, serde_json::Value> = stats
+        .cursors
+        .iter()
+        .map(|(name, at)| (name.to_string(), json!(stats.head.saturating_sub(*at))))
+        .collect();
     let ready = spool_ok && !app.sinks.iter().any(SinkHealth::blocks_readiness);
     let status = if ready {
         StatusCode::OK
@@ -419,7 +425,7 @@ fn readiness(app: &App) -> Response<Body> {
     };
     respond::json(
         status,
-        &json!({"ready": ready, "spool": {"ok": spool_ok, "bytes": stats.bytes, "max_bytes": stats.max_bytes, "head": stats.head}, "sinks": sinks}),
+        &json!({"ready": ready, "spool": {"ok": spool_ok, "bytes": stats.bytes, "max_bytes": stats.max_bytes, "head": stats.head}, "sinks": sinks, "lag": lag}),
     )
 }
 

@@ -142,7 +142,7 @@ fn test(a: &TestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         .partition(|p| p.is_dir() || p.extension().is_some_and(|e| e == "avro"));
     if !avro.is_empty() {
         let select = Select {
-            paths: avro,
+            paths: avro.iter().map(|p| p.display().to_string()).collect(),
             ..Default::default()
         };
         capture_cli::read(&select, |_, rec| {

@@ -36,6 +36,14 @@ pub trait Sink: Send + 'static {
         records: &'a [Record],
     ) -> impl Future<Output = Result<(), SinkError>> + Send + 'a;
 
+    /// For a sink whose deliveries become durable later (files uploaded when they roll): the
+    /// first sequence number it has taken but not yet made durable, or the one after all it
+    /// has taken. The cursor never moves past it, so the spool keeps those records. `None`:
+    /// every delivery is durable when `deliver` returns.
+    fn durable_until(&self) -> Option<u64> {
+        None
+    }
+
     /// How records are grouped into deliveries.
     fn batching(&self) -> Batching {
         Batching::default()
@@ -232,6 +240,9 @@ pub async fn drain<S: Sink>(
                     "sink output is ahead of its cursor; skipping records it already holds"
                 );
                 reader.seek(seq);
+                if let Err(e) = reader.commit(reader.position()) {
+                    tracing::error!(sink = name, error = %e, "cursor commit failed");
+                }
                 break;
             }
             Ok(_) => break,
@@ -265,7 +276,7 @@ pub async fn drain<S: Sink>(
     loop {
         tokio::select! {
             _ = stopping.wait() => break,
-            _ = tick.tick() => tick_sink(&mut sink, &reader).await,
+            _ = tick.tick() => tick_sink(&mut sink, &mut reader).await,
             _ = reader.wait() => {
                 let batching = sink.batching();
                 if !batching.linger.is_zero() {
@@ -294,13 +305,24 @@ pub async fn drain<S: Sink>(
     if let Err(e) = sink.close().await {
         tracing::error!(sink = name, error = %format!("{e:#}"), "sink close failed");
     }
+    commit_durable(&sink, &mut reader);
     tracing::info!(sink = name, position = reader.position(), "sink stopped");
 }
 
-async fn tick_sink<S: Sink>(sink: &mut S, reader: &SpoolReader) {
-    metrics::gauge!("collector_sink_lag_events", "sink" => sink.name()).set(reader.lag() as f64);
+async fn tick_sink<S: Sink>(sink: &mut S, reader: &mut SpoolReader) {
     if let Err(e) = sink.tick().await {
         tracing::warn!(sink = sink.name(), error = %format!("{e:#}"), "sink tick failed");
+    }
+    commit_durable(sink, reader);
+    metrics::gauge!("collector_sink_lag_events", "sink" => sink.name()).set(reader.lag() as f64);
+}
+
+/// Move the cursor to where a sink with delayed durability has made its output durable.
+fn commit_durable<S: Sink>(sink: &S, reader: &mut SpoolReader) {
+    if let Some(upto) = sink.durable_until() {
+        if let Err(e) = reader.commit(upto) {
+            tracing::error!(sink = sink.name(), error = %e, "cursor commit failed");
+        }
     }
 }
 
@@ -391,7 +413,11 @@ async fn deliver_available<S: Sink>(
             done += delivered;
             metrics::counter!("collector_sink_events_total", "sink" => name)
                 .increment(delivered as u64);
-            if let Err(e) = reader.commit(records[done - 1].seq + 1) {
+            let mut upto = records[done - 1].seq + 1;
+            if let Some(durable) = sink.durable_until() {
+                upto = upto.min(durable);
+            }
+            if let Err(e) = reader.commit(upto) {
                 tracing::error!(sink = name, error = %e, "cursor commit failed; records may be delivered again");
             }
         }

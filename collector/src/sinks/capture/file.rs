@@ -95,9 +95,14 @@ pub struct CaptureFile {
     pub tmp_path: PathBuf,
     pub final_path: PathBuf,
     pub opened: Instant,
+    /// Spool sequence numbers of the records in the file.
+    pub seqs: Option<std::ops::Range<u64>>,
     writer: Writer<'static, WholeWrites>,
-    /// Bytes known to be on disk: whole blocks, fsync'd.
+    /// Bytes known to be written: whole blocks (fsync'd when `sync`).
     synced: u64,
+    /// Fsync each block. Not needed when the spool keeps the records until the file is
+    /// uploaded: a file lost in a crash is rebuilt from the spool.
+    sync: bool,
 }
 
 pub fn tmp_path_of(final_path: &Path) -> PathBuf {
@@ -107,7 +112,7 @@ pub fn tmp_path_of(final_path: &Path) -> PathBuf {
 }
 
 impl CaptureFile {
-    pub fn create(final_path: PathBuf, codec: Codec) -> anyhow::Result<CaptureFile> {
+    pub fn create(final_path: PathBuf, codec: Codec, sync: bool) -> anyhow::Result<CaptureFile> {
         let dir = final_path.parent().expect("capture path has a parent");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tmp_path = tmp_path_of(&final_path);
@@ -123,12 +128,14 @@ impl CaptureFile {
             tmp_path,
             final_path,
             opened: Instant::now(),
+            seqs: None,
             writer,
             synced: 0,
+            sync,
         })
     }
 
-    /// Append records as one Avro block and fsync it.
+    /// Append records as one Avro block and fsync it (when `sync`).
     pub fn append(&mut self, records: &[Record]) -> anyhow::Result<()> {
         // Events of one request share a receivedAt: format its enqueue time once.
         let mut last: Option<(Option<&str>, String)> = None;
@@ -154,13 +161,19 @@ impl CaptureFile {
                 .context("encoding capture record")?;
         }
         self.writer.flush().context("writing capture block")?;
-        self.writer
-            .get_ref()
-            .file
-            .sync_data()
-            .context("fsync of capture file")?;
+        if self.sync {
+            self.writer
+                .get_ref()
+                .file
+                .sync_data()
+                .context("fsync of capture file")?;
+            drop_cached(&self.writer.get_ref().file);
+        }
         self.synced = self.bytes();
-        drop_cached(&self.writer.get_ref().file);
+        if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            let start = self.seqs.as_ref().map_or(first.seq, |s| s.start);
+            self.seqs = Some(start..last.seq + 1);
+        }
         Ok(())
     }
 
