@@ -72,5 +72,7 @@ for i, r in enumerate(rows, 1):
 loc = st.median(float(r[0]) * 10 for r in rows); lake = st.median(float(r[3]) * 10 for r in rows)
 print(f"| median | {loc:,.0f} | {lake:,.0f} | {lake / loc:.2f} | {st.median(int(r[6]) for r in rows):,.0f} | {st.median(float(r[7]) for r in rows):.1f} |")
 '
-echo "lake collector: $sent events acknowledged, $stored in the store"
-[ "$sent" = "$stored" ] || { echo "MISMATCH"; exit 1; }
+# wrk counts only answers it read: requests in flight when a round ends (at most one per
+# connection) may be stored without being counted.
+echo "lake collector: $sent events acknowledged as wrk counted them, $stored in the store"
+[ "$stored" -ge "$sent" ] && [ "$stored" -le $((sent + ROUNDS * CONNECTIONS * 10)) ] || { echo "MISMATCH"; exit 1; }
